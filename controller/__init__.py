@@ -1,0 +1,1 @@
+"""The farmctl controller: config, fleet monitor, API, CLI and daemon wiring."""

@@ -1,0 +1,258 @@
+"""Configuration: TOML into pydantic models, env overrides, secrets read from files.
+
+Every error names the file and the key; the CLI turns a ConfigError into exit code 78 (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+EX_CONFIG = 78
+ENV_PREFIX = "FARMCTL_"
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class ConfigError(Exception):
+    """Bad configuration; the message names the file and the key."""
+
+
+class Role(StrEnum):
+    """API token roles, each including the rights of the ones before it."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ControllerConfig(_Section):
+    """`[controller]`: daemon-wide settings."""
+
+    state_dir: Path = Path("/var/lib/farmctl")
+    poll_interval: float = Field(5.0, gt=0, le=3600)
+    reconcile_interval: float = Field(30.0, gt=0, le=3600)
+    request_timeout: float = Field(10.0, gt=0, le=300)
+    offline_backoff_max: float = Field(60.0, gt=0, le=3600)
+    log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
+
+
+class TokenConfig(_Section):
+    """`[[api.tokens]]`: one bearer token and the role it grants."""
+
+    name: str = Field(pattern=_NAME)
+    role: Role
+    token_file: Path
+    _token: SecretStr = PrivateAttr(default=SecretStr(""))
+
+    @property
+    def token(self) -> str:
+        return self._token.get_secret_value()
+
+
+class ApiConfig(_Section):
+    """`[api]`: the HTTP API the CLI and web page talk to."""
+
+    listen: str = "127.0.0.1:8470"
+    tokens: list[TokenConfig] = Field(default_factory=list)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 127.0.0.1:8470")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        _require_unique([t.name for t in self.tokens], "token name")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class PrinterConfig(_Section):
+    """`[[printers]]`: one OctoPrint instance and what its printer can do."""
+
+    name: str = Field(pattern=_NAME)
+    url: str = Field(pattern=r"^https?://[^/\s]+(/\S*)?$")
+    api_key_file: Path
+    group: str = Field("default", pattern=_NAME)
+    materials: list[str] = Field(default_factory=lambda: ["PLA"], min_length=1)
+    nozzle: float = Field(0.4, gt=0, le=5)
+    build_volume: tuple[float, float, float] = (220.0, 220.0, 250.0)
+    plug: str | None = None
+    scale: str | None = None
+    _api_key: SecretStr = PrivateAttr(default=SecretStr(""))
+
+    @property
+    def api_key(self) -> str:
+        return self._api_key.get_secret_value()
+
+    @field_validator("materials")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [m.strip().upper() for m in value]
+
+    @field_validator("build_volume")
+    @classmethod
+    def _positive(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if min(value) <= 0:
+            raise ValueError("every build volume dimension (x, y, z in mm) must be > 0")
+        return value
+
+
+class Config(_Section):
+    """The whole farmctl.toml."""
+
+    controller: ControllerConfig = Field(default_factory=ControllerConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    printers: list[PrinterConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_printers(self) -> Self:
+        _require_unique([p.name for p in self.printers], "printer name")
+        return self
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {what} {name!r}")
+        seen.add(name)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, override from env, validate and resolve secrets; raise ConfigError naming the key."""
+    env = os.environ if env is None else env
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    origins = _apply_env(raw, env, path)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw, path, origins)) from None
+    _read_secrets(config, path.parent, path)
+    return config
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], path: Path) -> dict[str, str]:
+    """Apply FARMCTL_SECTION__KEY and FARMCTL_PRINTERS__<NAME>__KEY overrides; return key → var."""
+    origins: dict[str, str] = {}
+    for var, value in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        parts = [p.lower() for p in var[len(ENV_PREFIX) :].split("__")]
+        target: Any = raw
+        keys: list[str] = []
+        for part in parts[:-1]:
+            if isinstance(target, list):
+                match = [t for t in target if _env_name(t.get("name", "")) == part]
+                if not match:
+                    raise ConfigError(f"{path}: env {var}: no entry named {part!r} in {keys[-1]}")
+                target = match[0]
+                keys.append(str(match[0]["name"]))
+            else:
+                target = target.setdefault(part, {})
+                keys.append(part)
+        if not isinstance(target, dict):
+            raise ConfigError(f"{path}: env {var}: {'.'.join(keys)} is not a table")
+        target[parts[-1]] = _env_value(value)
+        origins[".".join([*keys, parts[-1]])] = var
+    return origins
+
+
+def _env_name(name: object) -> str:
+    return str(name).lower().replace("-", "_").replace(".", "_")
+
+
+def _env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any], path: Path, origins: dict[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        key = _key_name(err["loc"], raw)
+        origin = origins.get(key)
+        where = f" (from env {origin})" if origin else ""
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{path}: {key}{where}: {message}")
+    return "\n".join(lines)
+
+
+def _key_name(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    """('printers', 1, 'nozzle') → 'printers[1].nozzle', or printers['mk4'].nozzle when named."""
+    out = ""
+    node: Any = raw
+    for part in loc:
+        if isinstance(part, int):
+            name = node[part].get("name") if isinstance(node, list) and part < len(node) else None
+            out += f"[{name!r}]" if isinstance(name, str) else f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out or "(top level)"
+
+
+def _read_secret(file: Path, base: Path, key: str, path: Path) -> SecretStr:
+    full = file if file.is_absolute() else base / file
+    try:
+        text = full.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {key}: cannot read secret file {full}: {exc.strerror}") from None
+    if not text:
+        raise ConfigError(f"{path}: {key}: secret file {full} is empty")
+    return SecretStr(text)
+
+
+def _read_secrets(config: Config, base: Path, path: Path) -> None:
+    for printer in config.printers:
+        key = f"printers[{printer.name!r}].api_key_file"
+        printer._api_key = _read_secret(printer.api_key_file, base, key, path)
+    for token in config.api.tokens:
+        key = f"api.tokens[{token.name!r}].token_file"
+        token._token = _read_secret(token.token_file, base, key, path)
+    tokens = [t.token for t in config.api.tokens]
+    if len(set(tokens)) != len(tokens):
+        raise ConfigError(f"{path}: api.tokens: two tokens share the same secret")

@@ -1,0 +1,1 @@
+"""Drivers for things on the workshop network. No policy lives here."""
