@@ -73,8 +73,10 @@ def test_minimal_config_has_defaults_and_reads_secrets(tmp_path: Path) -> None:
         (('listen = "127.0.0.1:9000"', 'listen = "nowhere"'), "api.listen"),
         (('api_key_file = "p.key"', 'api_key_file = "missing.key"'), "printers['p1'].api_key_file"),
         (('url = "http://127.0.0.1:5000"', 'url = "ftp://x"'), "printers['p1'].url"),
-        (("[[printers]]", "[[printers]]\nname='p1'\nurl='http://a'\napi_key_file='p.key'\n[[printers]]"),
-         "duplicate printer name 'p1'"),
+        (
+            ("[[printers]]", "[[printers]]\nname='p1'\nurl='http://a'\napi_key_file='p.key'\n[[printers]]"),
+            "duplicate printer name 'p1'",
+        ),
         (("[api]", "[api\n"), "not valid TOML"),
     ],
 )
@@ -117,14 +119,20 @@ def test_cli_config_check_exits_78_with_the_key(tmp_path: Path) -> None:
     bad = write(tmp_path, MINIMAL.replace("[api]", "[api]\nbogus = 1"))
     result = subprocess.run(
         [sys.executable, "-m", "controller", "config", "check", str(bad)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == EX_CONFIG
     assert f"{bad}: api.bogus: unknown key" in result.stderr
     good = write(tmp_path, MINIMAL)
     result = subprocess.run(
         [sys.executable, "-m", "controller", "config", "check", str(good)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "1 printer" in result.stdout

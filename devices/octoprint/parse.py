@@ -48,9 +48,15 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def flags_from(raw: object) -> PrinterFlags:
-    """Decode OctoPrint's `state.flags`."""
+def flags_from(raw: object, text: str = "", error: str | None = None) -> PrinterFlags:
+    """Decode OctoPrint's `state.flags`.
+
+    Push frames of "Offline after error" carry `error: false, closedOrError: true`; only the state
+    text and error message say it was an error, so those count too.
+    """
     f = _obj(raw)
+    closed_after_error = bool(f.get("closedOrError")) and (bool(error) or "error" in text.lower())
+    errored = bool(f.get("error")) or closed_after_error
     return PrinterFlags(
         operational=bool(f.get("operational")),
         ready=bool(f.get("ready")),
@@ -59,8 +65,8 @@ def flags_from(raw: object) -> PrinterFlags:
         pausing=bool(f.get("pausing")),
         cancelling=bool(f.get("cancelling")),
         finishing=bool(f.get("finishing")),
-        error=bool(f.get("error")),
-        closed=bool(f.get("closedOrError")) and not bool(f.get("error")),
+        error=errored,
+        closed=bool(f.get("closedOrError")) and not errored,
     )
 
 
@@ -97,11 +103,12 @@ def snapshot_from_rest(job_body: object, printer_body: object | None) -> Snapsho
     job = _obj(job_body)
     text = _str(job.get("state")) or "Unknown"
     printer = _obj(printer_body)
-    flags = flags_from(_obj(printer.get("state")).get("flags")) if printer_body is not None else None
+    error = _str(job.get("error"))
+    flags = flags_from(_obj(printer.get("state")).get("flags"), text, error) if printer_body else None
     return Snapshot(
         state_text=text,
         flags=flags if flags is not None else flags_from_text(text),
-        error=_str(job.get("error")),
+        error=error,
         temperatures=temperatures_from(printer.get("temperature")),
         **_job_fields(_obj(job.get("job")), _obj(job.get("progress"))),
     )
@@ -113,10 +120,12 @@ def snapshot_from_push(current: object) -> Snapshot:
     state = _obj(body.get("state"))
     temps_list = body.get("temps")
     last_temps = temps_list[-1] if isinstance(temps_list, list) and temps_list else {}
+    text = _str(state.get("text")) or "Unknown"
+    error = _str(state.get("error"))
     return Snapshot(
-        state_text=_str(state.get("text")) or "Unknown",
-        flags=flags_from(state.get("flags")),
-        error=_str(state.get("error")),
+        state_text=text,
+        flags=flags_from(state.get("flags"), text, error),
+        error=error,
         temperatures=temperatures_from(last_temps),
         **_job_fields(_obj(body.get("job")), _obj(body.get("progress"))),
     )

@@ -1,0 +1,190 @@
+"""Fleet monitor: one coordinator per printer; push first, REST polling as fallback and reconciliation.
+
+Each coordinator keeps its last good data, logs once when its printer goes down and once when it
+recovers, and backs off (growing, capped) while the host is unreachable. Coordinators share nothing
+but an HTTP session without a connection cap, so one slow or dead host never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import aiohttp
+
+from controller.config import ControllerConfig, PrinterConfig
+from controller.printers import PrinterState, PrinterStatus, normalize
+from devices.errors import DeviceAuthError, DeviceError
+from devices.octoprint import OctoPrintClient, PrinterEvent, PushStream, Snapshot
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[PrinterStatus, PrinterEvent | None], None]
+
+
+class Backoff:
+    """Growing retry interval: start, doubled on each failure, capped; reset on success."""
+
+    def __init__(self, start: float, cap: float) -> None:
+        self.start = min(start, cap)
+        self.cap = cap
+        self._next = self.start
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.start
+
+
+class PrinterCoordinator:
+    """Keeps one printer's status current. `await run(stop)` until `stop` is set."""
+
+    def __init__(
+        self,
+        printer: PrinterConfig,
+        settings: ControllerConfig,
+        session: aiohttp.ClientSession,
+        listeners: list[Listener],
+    ) -> None:
+        self.printer = printer
+        self.settings = settings
+        self.client = OctoPrintClient(
+            printer.url, printer.api_key, timeout=settings.request_timeout, session=session
+        )
+        self.status = PrinterStatus(name=printer.name)
+        self._listeners = listeners
+        self._backoff = Backoff(settings.poll_interval, settings.offline_backoff_max)
+        self._down_since: float | None = None
+        self._down_reason: str | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll, follow push, back off while down; returns when `stop` is set."""
+        watcher = asyncio.ensure_future(stop.wait())
+        worker = asyncio.ensure_future(self._loop())
+        try:
+            await asyncio.wait({watcher, worker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watcher, worker):
+                task.cancel()
+            await asyncio.gather(watcher, worker, return_exceptions=True)
+            if worker.done() and not worker.cancelled() and worker.exception() is not None:
+                raise worker.exception()  # type: ignore[misc]  # a bug: let the TaskGroup see it
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.poll()
+            except DeviceError as exc:
+                self._went_down(exc)
+                await asyncio.sleep(self._backoff.next())
+                continue
+            self._backoff.reset()
+            try:
+                await self._follow_push()
+            except DeviceAuthError as exc:
+                # REST works but push login does not: stay on polling, say why once.
+                self._note_push_down(exc)
+                await asyncio.sleep(self.settings.poll_interval)
+            except DeviceError as exc:
+                self._note_push_down(exc)
+
+    async def poll(self) -> None:
+        """One REST reconciliation; raises DeviceError when the host cannot be reached."""
+        self._apply(await self.client.snapshot())
+
+    async def _follow_push(self) -> None:
+        idle = max(self.settings.reconcile_interval, 10.0)
+        next_reconcile = time.monotonic() + self.settings.reconcile_interval
+        async with PushStream(self.client, idle_timeout=idle) as stream:
+            async for item in stream:
+                if isinstance(item, Snapshot):
+                    self._apply(item)
+                else:
+                    self._notify(item)
+                if time.monotonic() >= next_reconcile:
+                    await self.poll()
+                    next_reconcile = time.monotonic() + self.settings.reconcile_interval
+
+    def _note_push_down(self, exc: DeviceError) -> None:
+        log.debug("printer=%s push stream down, polling: %s", self.printer.name, exc)
+
+    def _apply(self, snapshot: Snapshot) -> None:
+        state = normalize(snapshot)
+        if self.status.state is PrinterState.AWAITING_CLEAR and state is PrinterState.IDLE:
+            state = PrinterState.AWAITING_CLEAR  # only an operator clears a bed
+        new = PrinterStatus(
+            name=self.printer.name,
+            state=state,
+            detail=snapshot.state_text,
+            file=snapshot.file_name,
+            progress=snapshot.progress,
+            temperatures=snapshot.temperatures or self.status.temperatures,
+            error=snapshot.error if state is PrinterState.ERROR else None,
+            last_seen=datetime.now(UTC),
+            reachable=True,
+        )
+        if self._down_since is not None:
+            log.info(
+                "printer=%s recovered after %.0fs: %s",
+                self.printer.name,
+                time.monotonic() - self._down_since,
+                state,
+            )
+            self._down_since = self._down_reason = None
+        elif new.state is not self.status.state:
+            log.info(
+                "printer=%s state=%s was=%s (%s)", self.printer.name, state, self.status.state, new.detail
+            )
+        self._set(new)
+
+    def _went_down(self, exc: DeviceError) -> None:
+        reason = str(exc)
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("printer=%s offline: %s", self.printer.name, reason)
+        elif reason != self._down_reason and isinstance(exc, DeviceAuthError):
+            log.warning("printer=%s offline: %s", self.printer.name, reason)
+        self._down_reason = reason
+        # Keep the last good temperatures and file for the operator; the state says offline.
+        self._set(replace(self.status, state=PrinterState.OFFLINE, detail=reason, reachable=False))
+
+    def _set(self, status: PrinterStatus) -> None:
+        changed = status.state is not self.status.state
+        self.status = status
+        if changed:
+            self._notify(None)
+
+    def _notify(self, event: PrinterEvent | None) -> None:
+        for listener in self._listeners:
+            listener(self.status, event)
+
+
+class Fleet:
+    """Every printer's coordinator; the daemon runs each `run(stop)` in its TaskGroup."""
+
+    def __init__(
+        self, printers: list[PrinterConfig], settings: ControllerConfig, session: aiohttp.ClientSession
+    ) -> None:
+        self.listeners: list[Listener] = []
+        self.coordinators = {
+            p.name: PrinterCoordinator(p, settings, session, self.listeners) for p in printers
+        }
+
+    def statuses(self) -> list[PrinterStatus]:
+        return [c.status for c in self.coordinators.values()]
+
+    def get(self, name: str) -> PrinterCoordinator | None:
+        return self.coordinators.get(name)
+
+
+def fleet_session() -> aiohttp.ClientSession:
+    """One HTTP session for all printers: no total cap (a hung host must not starve the others)."""
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=8)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
