@@ -18,6 +18,7 @@ import aiohttp
 
 from controller.config import ControllerConfig, PrinterConfig
 from controller.printers import PrinterState, PrinterStatus, normalize
+from controller.tasks import run_until_stopped
 from devices.errors import DeviceAuthError, DeviceError
 from devices.octoprint import OctoPrintClient, PrinterEvent, PushStream, Snapshot
 
@@ -66,16 +67,7 @@ class PrinterCoordinator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll, follow push, back off while down; returns when `stop` is set."""
-        watcher = asyncio.ensure_future(stop.wait())
-        worker = asyncio.ensure_future(self._loop())
-        try:
-            await asyncio.wait({watcher, worker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (watcher, worker):
-                task.cancel()
-            await asyncio.gather(watcher, worker, return_exceptions=True)
-            if worker.done() and not worker.cancelled() and worker.exception() is not None:
-                raise worker.exception()  # type: ignore[misc]  # a bug: let the TaskGroup see it
+        await run_until_stopped(stop, self._loop())
 
     async def _loop(self) -> None:
         while True:
@@ -111,6 +103,18 @@ class PrinterCoordinator:
                 if time.monotonic() >= next_reconcile:
                     await self.poll()
                     next_reconcile = time.monotonic() + self.settings.reconcile_interval
+
+    def mark_awaiting_clear(self) -> None:
+        """A print ended (any outcome): nothing may start here until an operator clears the bed."""
+        self._set(replace(self.status, state=PrinterState.AWAITING_CLEAR))
+
+    def clear(self) -> bool:
+        """The operator confirmed the bed is clear; False if the printer was not awaiting that."""
+        if self.status.state is not PrinterState.AWAITING_CLEAR:
+            return False
+        log.info("printer=%s bed cleared", self.printer.name)
+        self._set(replace(self.status, state=PrinterState.IDLE))
+        return True
 
     def _note_push_down(self, exc: DeviceError) -> None:
         log.debug("printer=%s push stream down, polling: %s", self.printer.name, exc)

@@ -68,7 +68,8 @@ async def test_fleet_tracks_prints_faults_and_dead_hosts(
         await client_a.upload(gcode(tmp_path / "a.gcode", 1500), "fleet-a.gcode")
         await eventually(lambda: state(fleet, "a") is PrinterState.PRINTING, 15, "a printing")
         a_status = fleet.get("a")
-        assert a_status is not None and a_status.status.file == "fleet-a.gcode"
+        assert a_status is not None
+        assert a_status.status.file == "fleet-a.gcode"
         await eventually(lambda: state(fleet, "a") is PrinterState.IDLE, 60, "a idle again")
 
         # A firmware error on b is seen as error; after a reconnect b is idle again.
@@ -76,7 +77,8 @@ async def test_fleet_tracks_prints_faults_and_dead_hosts(
             await client_b.send_commands(["!!DEBUG:trigger_fatal_error_marlin"])
             await eventually(lambda: state(fleet, "b") is PrinterState.ERROR, 15, "b error")
             b_coord = fleet.get("b")
-            assert b_coord is not None and b_coord.status.error
+            assert b_coord is not None
+            assert b_coord.status.error
             await client_b.connect()
             await eventually(lambda: state(fleet, "b") is PrinterState.IDLE, 15, "b idle after error")
             # A serial disconnect is offline, not error; reconnect brings it back.

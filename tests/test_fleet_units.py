@@ -46,7 +46,8 @@ def test_push_frame_tolerates_junk() -> None:
     snap = snapshot_from_push(frame)
     assert normalize(snap) is PrinterState.PRINTING
     assert snap.file_name == "j.gcode"
-    assert snap.progress is None and snap.print_time_s is None
+    assert snap.progress is None
+    assert snap.print_time_s is None
     assert set(snap.temperatures) == {"tool0"}
     assert snap.temperatures["tool0"].target == 210.0
     assert normalize(snapshot_from_push(None)) is PrinterState.OFFLINE

@@ -1,0 +1,102 @@
+"""`/api/v1/printers`: live state of every printer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from controller.api.auth import require
+from controller.config import Role
+from controller.fleet import Fleet, PrinterCoordinator
+from controller.printers import PrinterState
+
+router = APIRouter(prefix="/api/v1/printers", tags=["printers"])
+viewer = Depends(require(Role.VIEWER))
+
+
+class TemperatureOut(BaseModel):
+    actual: float | None = Field(description="Measured °C", examples=[214.8])
+    target: float | None = Field(description="Target °C; 0 means off", examples=[215.0])
+
+
+class PrinterOut(BaseModel):
+    """One printer as the farm sees it."""
+
+    name: str = Field(description="Name from the config", examples=["mk4-1"])
+    state: PrinterState = Field(description="offline | idle | printing | paused | error | awaiting_clear")
+    detail: str = Field(description="The host's own words for its state", examples=["Printing"])
+    job_id: str | None = Field(None, description="The farm job on the printer, if any")
+    file: str | None = Field(None, description="File selected on the printer", examples=["job.gcode"])
+    progress: float | None = Field(None, description="Print progress in percent, 0 to 100", examples=[42.5])
+    temperatures: dict[str, TemperatureOut] = Field(description="tool0…, bed, chamber")
+    materials: list[str] = Field(examples=[["PLA", "PETG"]])
+    nozzle: float = Field(description="Nozzle diameter, mm", examples=[0.4])
+    group: str = Field(examples=["prusa"])
+    error: str | None = Field(None, description="The printer's error message in state error")
+    last_seen: datetime | None = Field(None, description="Last answer from its host (UTC)")
+
+
+def printer_out(coordinator: PrinterCoordinator) -> PrinterOut:
+    status, printer = coordinator.status, coordinator.printer
+    return PrinterOut(
+        name=status.name,
+        state=status.state,
+        detail=status.detail,
+        file=status.file,
+        progress=status.progress,
+        temperatures={
+            k: TemperatureOut(actual=t.actual, target=t.target) for k, t in status.temperatures.items()
+        },
+        materials=printer.materials,
+        nozzle=printer.nozzle,
+        group=printer.group,
+        error=status.error,
+        last_seen=status.last_seen,
+    )
+
+
+def _fleet(request: Request) -> Fleet:
+    fleet: Fleet = request.app.state.fleet
+    return fleet
+
+
+FleetDep = Annotated[Fleet, Depends(_fleet)]
+
+
+@router.get("", dependencies=[viewer], response_model=list[PrinterOut])
+def list_printers(fleet: FleetDep) -> list[PrinterOut]:
+    """Every configured printer, in config order. Role: viewer."""
+    return [printer_out(c) for c in fleet.coordinators.values()]
+
+
+@router.get(
+    "/{name}",
+    dependencies=[viewer],
+    response_model=PrinterOut,
+    responses={404: {"description": "No printer of that name"}},
+)
+def get_printer(name: str, fleet: FleetDep) -> PrinterOut:
+    """One printer by name. Role: viewer."""
+    coordinator = fleet.get(name)
+    if coordinator is None:
+        raise HTTPException(404, f"no printer named {name!r}")
+    return printer_out(coordinator)
+
+
+@router.post(
+    "/{name}/clear",
+    response_model=PrinterOut,
+    dependencies=[Depends(require(Role.OPERATOR))],
+    responses={404: {"description": "No printer of that name"}, 409: {"description": "Not awaiting clear"}},
+)
+def clear_printer(name: str, fleet: FleetDep) -> PrinterOut:
+    """Confirm the bed is clear so the next job may start. Role: operator."""
+    coordinator = fleet.get(name)
+    if coordinator is None:
+        raise HTTPException(404, f"no printer named {name!r}")
+    if not coordinator.clear():
+        raise HTTPException(409, f"printer {name!r} is {coordinator.status.state}, not awaiting_clear")
+    return printer_out(coordinator)

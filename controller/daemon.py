@@ -1,0 +1,111 @@
+"""`farmctl run`: one TaskGroup owns every task; SIGTERM/SIGINT set the stop event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from controller.api.app import create_app
+from controller.config import ApiConfig, Config
+from controller.fleet import Fleet, fleet_session
+from controller.sdnotify import Notifier
+from controller.tasks import run_until_stopped
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The daemon cannot start (address in use, state dir not writable); the message says why."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: our stop event rules."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    """Serves the app on a socket bound up front, so a busy port is our error, not uvicorn's exit."""
+
+    def __init__(self, app: FastAPI, api: ApiConfig) -> None:
+        self.api = api
+        family = socket.AF_INET6 if ":" in api.host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((api.host, api.port))
+        except OSError as exc:
+            self.sock.close()
+            raise StartupError(f"cannot listen on {api.listen}: {exc.strerror}") from None
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        self.server = _Server(config)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        def graceful() -> None:
+            self.server.should_exit = True  # uvicorn finishes open requests, then serve() returns
+
+        try:
+            await run_until_stopped(stop, self.server.serve(sockets=[self.sock]), on_stop=graceful)
+        finally:
+            self.sock.close()
+
+    async def wait_started(self, limit_s: float = 30.0) -> None:
+        async with asyncio.timeout(limit_s):
+            while not self.server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+                await asyncio.sleep(0.02)
+
+
+async def _watchdog(stop: asyncio.Event, notifier: Notifier) -> None:
+    """Pet systemd's watchdog at half its interval while the event loop runs."""
+    if notifier.watchdog_interval is None:
+        return
+    while not stop.is_set():
+        notifier.notify("WATCHDOG=1")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), notifier.watchdog_interval / 2)
+
+
+async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set); every task flushes and returns."""
+    started = time.monotonic()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    notifier = Notifier.from_env()
+    try:
+        config.controller.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"controller.state_dir {config.controller.state_dir}: {exc.strerror}") from None
+    async with fleet_session() as session:
+        fleet = Fleet(config.printers, config.controller, session)
+        server = ApiServer(create_app(config, fleet), config.api)
+        async with asyncio.TaskGroup() as tg:
+            for name, coordinator in fleet.coordinators.items():
+                tg.create_task(coordinator.run(stop), name=f"printer:{name}")
+            tg.create_task(server.run(stop), name="api")
+            tg.create_task(_watchdog(stop, notifier), name="watchdog")
+            await server.wait_started()
+            notifier.notify("READY=1", f"STATUS=watching {len(fleet.coordinators)} printers")
+            log.info(
+                "farmctl ready in %.2fs: api=http://%s printers=%d",
+                time.monotonic() - started,
+                config.api.listen,
+                len(fleet.coordinators),
+            )
+            await stop.wait()
+            notifier.notify("STOPPING=1")
+            log.info("stopping")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    log.info("stopped")
