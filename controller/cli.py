@@ -67,6 +67,27 @@ def run(config: ConfigOpt = None) -> None:
         raise _fail(str(exc), EX_UNAVAILABLE if "listen" in str(exc) else EX_CONFIG) from None
 
 
+@app.command()
+def demo(
+    printers: Annotated[int, typer.Option(min=1, max=8, help="How many virtual printers")] = 2,
+    workdir: Annotated[Path, typer.Option("--dir", help="Scratch folder (wiped)")] = Path("run/demo"),
+    listen: Annotated[str, typer.Option(help="API address")] = "127.0.0.1:8470",
+    octoprint: Annotated[
+        Path | None,
+        typer.Option(help="OctoPrint executable; default $FARMCTL_OCTOPRINT_BIN or .venv-octoprint"),
+    ] = None,
+) -> None:
+    """Start OctoPrint virtual printers and run the daemon against them until Ctrl-C."""
+    from controller.demo import run_demo
+    from controller.logsetup import setup_logging
+
+    exe = octoprint or Path(os.environ.get("FARMCTL_OCTOPRINT_BIN") or ".venv-octoprint/bin/octoprint")
+    if not exe.exists():
+        raise _fail(f"OctoPrint not found at {exe}: run `bash deploy/demo` to install it", EX_UNAVAILABLE)
+    setup_logging("info")
+    run_demo(str(exe.resolve()), workdir.resolve(), printers, listen)
+
+
 @config_app.command("check")
 def config_check(path: Annotated[Path, typer.Argument(help="farmctl.toml to check")]) -> None:
     """Validate a config file and its secret files; exit 78 naming the key on error."""

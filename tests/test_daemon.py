@@ -119,7 +119,9 @@ def test_daemon_serves_two_printers_with_roles_and_stops_cleanly(
         ]
         assert rows[0]["last_seen"] is not None
         table = farmctl("printers", "--config", str(config))
-        assert "mk4-a" in table.stdout and "mk4-b" in table.stdout and "idle" in table.stdout
+        assert "mk4-a" in table.stdout
+        assert "mk4-b" in table.stdout
+        assert "idle" in table.stdout
         as_ops = farmctl(
             "printers", "--api", base, "--token-file", str(tmp_path / "etc/secrets/ops.token"), "--json"
         )
