@@ -109,9 +109,8 @@ def main() -> None:
         f"start-up to READY=1, 2 printers : median {start * 1000:.0f} ms over {args.runs} runs"
         f" (min {min(starts) * 1000:.0f}, max {max(starts) * 1000:.0f})"
     )
-    print(
-        f"bare python start-up (baseline) : median {base_start * 1000:.0f} ms  -> ratio {start / base_start:.1f}x"
-    )
+    ratio = start / base_start
+    print(f"bare python start-up (baseline) : median {base_start * 1000:.0f} ms  -> ratio {ratio:.1f}x")
     print(f"idle RSS after {args.idle:.0f}s, 2 printers  : {idle_rss:.1f} MiB")
     print(f"idle RSS, 2 + 20 dead printers  : {rss20:.1f} MiB")
     print(f"bare python RSS (baseline)      : {base_rss:.1f} MiB  -> ratio {idle_rss / base_rss:.1f}x")

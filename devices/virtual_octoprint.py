@@ -5,28 +5,17 @@ OctoPrint lives in its own venv (it pins old Flask/Click/Tornado); we only run i
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
-import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
+from devices.localproc import LocalProcess, free_port
+
 USER = "farm"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_template(basedir: Path, octoprint: str) -> str:
@@ -92,7 +81,7 @@ def _settings(port: int, instant_heat: bool) -> dict[str, object]:
     }
 
 
-class VirtualOctoPrint:
+class VirtualOctoPrint(LocalProcess):
     """One OctoPrint server with a virtual printer, on a loopback port; stopped by its own PID."""
 
     def __init__(
@@ -105,28 +94,9 @@ class VirtualOctoPrint:
         (self.basedir / "config.yaml").write_text(json.dumps(_settings(self.port, instant_heat)))
         self.api_key = api_key
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "octoprint.log"
-        self.argv = [
-            octoprint,
-            "serve",
-            "--iknowwhatimdoing",
-            "--basedir",
-            str(self.basedir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own OctoPrint executable
-                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        argv = [octoprint, "serve", "--iknowwhatimdoing", "--basedir", str(self.basedir),
+                "--host", "127.0.0.1", "--port", str(self.port)]  # fmt: skip
+        super().__init__("octoprint", argv, workdir)
 
     def ready(self) -> bool:
         """The API answers with our key and the printer is connected."""
@@ -140,31 +110,4 @@ class VirtualOctoPrint:
 
     def start_and_wait(self, timeout: float = 90.0) -> None:
         self.start()
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if not self.running():
-                raise RuntimeError(f"OctoPrint on port {self.port} exited:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"OctoPrint on port {self.port} not ready:\n{self.log_tail()}")
-            time.sleep(0.1)
-
-    def log_tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM our PID; SIGKILL if it does not exit in time."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def kill(self) -> None:
-        """SIGKILL our PID: the printer host is gone without a goodbye."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
+        self.wait_ready(self.ready, timeout)

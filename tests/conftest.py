@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -61,25 +62,25 @@ def octoprint(
         peer.stop()
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[MosquittoPeer]:
-    peer = MosquittoPeer(tmp_path / "mosquitto")
+_P = TypeVar("_P", MosquittoPeer, InfluxPeer, VictoriaPeer)
+
+
+def _serve(peer: _P) -> Iterator[_P]:
     peer.start_and_wait()
     yield peer
     peer.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoPeer]:
+    yield from _serve(MosquittoPeer(tmp_path / "mosquitto"))
 
 
 @pytest.fixture
 def influxdb(tmp_path: Path) -> Iterator[InfluxPeer]:
-    peer = InfluxPeer(tmp_path / "influxdb")
-    peer.start_and_wait()
-    yield peer
-    peer.stop()
+    yield from _serve(InfluxPeer(tmp_path / "influxdb"))
 
 
 @pytest.fixture
 def victoria(tmp_path: Path) -> Iterator[VictoriaPeer]:
-    peer = VictoriaPeer(tmp_path / "victoria")
-    peer.start_and_wait()
-    yield peer
-    peer.stop()
+    yield from _serve(VictoriaPeer(tmp_path / "victoria"))

@@ -30,7 +30,7 @@ async def test_mosquitto_delivers_qos1_and_keeps_a_persistent_session(
     ) as sub:
         async with asyncio.timeout(10):
             async for message in sub.messages:
-                got.append(bytes(message.payload).decode())  # type: ignore[arg-type]
+                got.append(bytes(message.payload).decode())
                 if len(got) == 5:
                     break
     assert got == ["0", "1", "2", "3", "4"]
