@@ -38,6 +38,7 @@ class PushStream:
         self._idle_timeout = idle_timeout
         self._throttle = throttle
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self.reauths = 0
 
     async def __aenter__(self) -> Self:
         url = self._client.base_url.replace("http", "ws", 1) + "/sockjs/websocket"
@@ -99,8 +100,9 @@ class PushStream:
             return []
         if not isinstance(frame, dict):
             return []
-        if "reauthRequired" in frame:
+        if "reauthRequired" in frame:  # user modified, logged out or session stale: log in again
             await self._send_auth(await self._client.passive_login())
+            self.reauths += 1
             return []
         return _decode(frame)
 
