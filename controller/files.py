@@ -1,0 +1,91 @@
+"""Content-addressed G-code storage: uploads are streamed to disk, hashed on the way, never held whole."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+_FLUSH_BYTES = 1 << 20  # hand the disk 1 MiB at a time, off the event loop
+
+
+class FileTooLarge(ValueError):
+    """The upload is larger than the configured limit; nothing was kept."""
+
+
+class EmptyFile(ValueError):
+    """The upload has no content."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    sha256: str
+    size: int
+    path: Path
+
+
+class FileStore:
+    """Files under `root/<sha256[:2]>/<sha256>.gcode`; the original name is metadata elsewhere."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._partial = root / "partial"
+        self._partial.mkdir(parents=True, exist_ok=True)
+        for leftover in self._partial.iterdir():  # uploads cut off by a crash
+            leftover.unlink(missing_ok=True)
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / f"{sha256}.gcode"
+
+    async def save(self, chunks: AsyncIterator[bytes], *, limit: int) -> StoredFile:
+        """Stream `chunks` to disk; raise FileTooLarge past `limit` bytes, EmptyFile for no bytes."""
+        partial = self._partial / f"{secrets.token_hex(8)}.part"
+        digest = hashlib.sha256()
+        size = 0
+        pending: list[bytes] = []
+        pending_len = 0
+        out = await asyncio.to_thread(partial.open, "wb")
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise FileTooLarge(f"file is larger than the limit of {limit} bytes")
+                pending.append(chunk)
+                pending_len += len(chunk)
+                if pending_len >= _FLUSH_BYTES:
+                    await asyncio.to_thread(_write, out, digest, pending)
+                    pending, pending_len = [], 0
+            await asyncio.to_thread(_write, out, digest, pending)
+            await asyncio.to_thread(_sync_close, out)
+            if size == 0:
+                raise EmptyFile("file is empty")
+            sha = digest.hexdigest()
+            final = self.path_of(sha)
+            await asyncio.to_thread(_publish, partial, final)
+            return StoredFile(sha, size, final)
+        finally:
+            if not out.closed:
+                await asyncio.to_thread(out.close)
+            await asyncio.to_thread(partial.unlink, missing_ok=True)
+
+
+def _write(out: BinaryIO, digest: hashlib._Hash, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        digest.update(chunk)
+        out.write(chunk)
+
+
+def _sync_close(out: BinaryIO) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+    out.close()
+
+
+def _publish(partial: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(partial, final)  # atomic: a file under its hash is always complete

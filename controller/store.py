@@ -1,0 +1,316 @@
+"""The job store: SQLite (WAL, synchronous=FULL) with versioned migrations.
+
+Synchronous by design: the daemon calls it through one worker thread (`AsyncStore`), so the event loop
+never waits on the SD card and SQLite sees a single writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from controller.jobs import Job, JobState, Requirements, check_transition
+
+MIGRATIONS: list[str] = [
+    # 1: files, jobs, job events, durable bed state
+    """
+    CREATE TABLE files (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        original_name TEXT NOT NULL,
+        uploaded_at TEXT NOT NULL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        state TEXT NOT NULL,
+        file_sha256 TEXT NOT NULL REFERENCES files(sha256),
+        file_name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        material TEXT, nozzle REAL, size_x REAL, size_y REAL, size_z REAL,
+        req_printer TEXT, req_group TEXT,
+        printer TEXT,
+        created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+        progress REAL, error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_by_state ON jobs(state, priority, created_at);
+    CREATE TABLE job_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        printer TEXT,
+        detail TEXT
+    );
+    CREATE INDEX job_events_by_job ON job_events(job_id, id);
+    CREATE TABLE beds (
+        printer TEXT PRIMARY KEY,
+        clear INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+]
+
+
+class NotFound(LookupError):
+    """No such job or file."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One recorded state change of a job."""
+
+    job_id: int
+    at: datetime
+    state: JobState
+    printer: str | None
+    detail: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _job(row: sqlite3.Row) -> Job:
+    size = (row["size_x"], row["size_y"], row["size_z"])
+    return Job(
+        id=row["id"],
+        state=JobState(row["state"]),
+        file_sha256=row["file_sha256"],
+        file_name=row["file_name"],
+        owner=row["owner"],
+        priority=row["priority"],
+        requirements=Requirements(
+            material=row["material"],
+            nozzle=row["nozzle"],
+            size=None if None in size else size,
+            printer=row["req_printer"],
+            group=row["req_group"],
+        ),
+        created_at=datetime.fromisoformat(row["created_at"]),
+        printer=row["printer"],
+        started_at=_dt(row["started_at"]),
+        finished_at=_dt(row["finished_at"]),
+        progress=row["progress"],
+        error=row["error"],
+        attempts=row["attempts"],
+    )
+
+
+class Store:
+    """Jobs, their events, file records and bed state in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed job survives power loss, which a print farm on a Pi will see.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.version
+        if current > len(MIGRATIONS):
+            raise RuntimeError(f"{self.path}: store version {current} is newer than this farmctl")
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            # executescript commits first; the version bump rides in the same script.
+            self._db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+
+    def _tx(self) -> sqlite3.Connection:
+        self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    def _run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        db = self._tx()
+        try:
+            result = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    def add_file(self, sha256: str, size: int, original_name: str) -> None:
+        """Record an uploaded file (idempotent: the same content is stored once)."""
+        self._run(
+            lambda db: db.execute(
+                "INSERT OR IGNORE INTO files(sha256, size, original_name, uploaded_at) VALUES (?,?,?,?)",
+                (sha256, size, original_name, _ts(_now())),
+            )
+        )
+
+    def add_jobs(
+        self,
+        *,
+        file_sha256: str,
+        file_name: str,
+        owner: str,
+        priority: int,
+        requirements: Requirements,
+        copies: int,
+    ) -> list[Job]:
+        """Queue `copies` jobs for one file in one transaction."""
+        created = _ts(_now())
+        req = requirements
+        size = req.size or (None, None, None)
+
+        def insert(db: sqlite3.Connection) -> list[int]:
+            ids = []
+            for _ in range(copies):
+                cur = db.execute(
+                    "INSERT INTO jobs(state, file_sha256, file_name, owner, priority, material, nozzle,"
+                    " size_x, size_y, size_z, req_printer, req_group, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        JobState.QUEUED,
+                        file_sha256,
+                        file_name,
+                        owner,
+                        priority,
+                        req.material,
+                        req.nozzle,
+                        *size,
+                        req.printer,
+                        req.group,
+                        created,
+                    ),
+                )
+                job_id = int(cur.lastrowid or 0)
+                self._event(db, job_id, JobState.QUEUED, None, None)
+                ids.append(job_id)
+            return ids
+
+        ids: list[int] = self._run(insert)
+        return [self.get_job(i) for i in ids]
+
+    def get_job(self, job_id: int) -> Job:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return _job(row)
+
+    def list_jobs(self, states: Sequence[JobState] | None = None) -> list[Job]:
+        """Jobs in the given states (all when None), oldest first."""
+        if states:
+            marks = ",".join("?" * len(states))
+            rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", tuple(states))  # noqa: S608 - only '?' marks are interpolated
+        else:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY id")
+        return [_job(r) for r in rows]
+
+    def transition(
+        self,
+        job_id: int,
+        new: JobState,
+        *,
+        printer: str | None = None,
+        detail: str | None = None,
+    ) -> Job:
+        """Move a job to `new` (IllegalTransition if not allowed) and record the event atomically."""
+
+        def apply(db: sqlite3.Connection) -> None:
+            row = db.execute("SELECT state, printer FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            old = JobState(row["state"])
+            check_transition(old, new)
+            now = _ts(_now())
+            on = printer or row["printer"]
+            sets: dict[str, object] = {"state": new, "printer": on}
+            if new is JobState.PRINTING and old is JobState.DISPATCHING:
+                sets["started_at"] = now
+            if new.finished:
+                sets.update(finished_at=now, error=detail if new is JobState.FAILED else None)
+            if new is JobState.QUEUED:  # back in the queue: forget the printer, keep why
+                sets.update(printer=None, started_at=None, finished_at=None, progress=None, error=detail)
+            assignments = ", ".join(f"{k} = ?" for k in sets)
+            if new is JobState.DISPATCHING:
+                assignments += ", attempts = attempts + 1"
+            db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*sets.values(), job_id))  # noqa: S608 - column names are ours
+            on = sets["printer"] if new is JobState.QUEUED else on
+            self._event(db, job_id, new, on if isinstance(on, str) else None, detail)
+
+        self._run(apply)
+        return self.get_job(job_id)
+
+    def set_progress(self, job_id: int, progress: float) -> None:
+        self._run(lambda db: db.execute("UPDATE jobs SET progress = ? WHERE id = ?", (progress, job_id)))
+
+    def events(self, job_id: int) -> list[JobEvent]:
+        rows = self._db.execute("SELECT * FROM job_events WHERE job_id = ? ORDER BY id", (job_id,))
+        return [
+            JobEvent(
+                r["job_id"], datetime.fromisoformat(r["at"]), JobState(r["state"]), r["printer"], r["detail"]
+            )
+            for r in rows
+        ]
+
+    def set_bed_clear(self, printer: str, clear: bool) -> None:
+        """Durably record whether a printer's bed is clear (unknown after a restart = not clear)."""
+        self._run(
+            lambda db: db.execute(
+                "INSERT INTO beds(printer, clear, updated_at) VALUES (?,?,?)"
+                " ON CONFLICT(printer) DO UPDATE"
+                " SET clear = excluded.clear, updated_at = excluded.updated_at",
+                (printer, int(clear), _ts(_now())),
+            )
+        )
+
+    def bed_clear(self, printer: str) -> bool | None:
+        row = self._db.execute("SELECT clear FROM beds WHERE printer = ?", (printer,)).fetchone()
+        return None if row is None else bool(row["clear"])
+
+    @staticmethod
+    def _event(
+        db: sqlite3.Connection, job_id: int, state: JobState, printer: str | None, detail: str | None
+    ) -> None:
+        db.execute(
+            "INSERT INTO job_events(job_id, at, state, printer, detail) VALUES (?,?,?,?,?)",
+            (job_id, _ts(_now()), state, printer, detail),
+        )
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """The store for async code: every call runs on one dedicated thread, in order."""
+
+    def __init__(self, store: Store) -> None:
+        self.sync = store
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self.sync.close()
