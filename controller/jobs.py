@@ -29,9 +29,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.DISPATCHING: frozenset(
         {JobState.QUEUED, JobState.PRINTING, JobState.FAILED, JobState.CANCELLED, JobState.COMPLETED}
     ),
-    JobState.PRINTING: frozenset(
-        {JobState.PAUSED, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}
-    ),
+    JobState.PRINTING: frozenset({JobState.PAUSED, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED}),
     JobState.PAUSED: frozenset({JobState.PRINTING, JobState.FAILED, JobState.CANCELLED}),
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset({JobState.QUEUED}),  # a retry policy may requeue a failed job
