@@ -70,6 +70,7 @@ class PrinterCoordinator:
         await run_until_stopped(stop, self._loop())
 
     async def _loop(self) -> None:
+        push_failed_at: float | None = None
         while True:
             try:
                 await self.poll()
@@ -78,14 +79,17 @@ class PrinterCoordinator:
                 await asyncio.sleep(self._backoff.next())
                 continue
             self._backoff.reset()
+            if push_failed_at is not None and time.monotonic() - push_failed_at < self.settings.poll_interval:
+                # Push keeps failing while REST works (a proxy without websockets, a login problem):
+                # stay on polling at poll_interval instead of spinning.
+                await asyncio.sleep(self.settings.poll_interval)
+                continue
             try:
                 await self._follow_push()
-            except DeviceAuthError as exc:
-                # REST works but push login does not: stay on polling, say why once.
-                self._note_push_down(exc)
-                await asyncio.sleep(self.settings.poll_interval)
             except DeviceError as exc:
-                self._note_push_down(exc)
+                # Poll at once: a dropped socket is often the first sign of a dead host.
+                log.debug("printer=%s push stream down, polling: %s", self.printer.name, exc)
+                push_failed_at = time.monotonic()
 
     async def poll(self) -> None:
         """One REST reconciliation; raises DeviceError when the host cannot be reached."""
@@ -115,9 +119,6 @@ class PrinterCoordinator:
         log.info("printer=%s bed cleared", self.printer.name)
         self._set(replace(self.status, state=PrinterState.IDLE))
         return True
-
-    def _note_push_down(self, exc: DeviceError) -> None:
-        log.debug("printer=%s push stream down, polling: %s", self.printer.name, exc)
 
     def _apply(self, snapshot: Snapshot) -> None:
         state = normalize(snapshot)

@@ -14,6 +14,7 @@ import pytest
 from controller.config import Config
 from controller.fleet import Fleet, fleet_session
 from controller.printers import PrinterState
+from devices.errors import DeviceUnavailable
 from devices.octoprint import OctoPrintClient
 from tests.conftest import OctoPrintFactory
 from tests.helpers import PrinterSpec, closed_port_printers, config_for, eventually
@@ -103,3 +104,32 @@ async def test_fleet_tracks_prints_faults_and_dead_hosts(
     assert any(m.startswith("printer=c recovered after") for m in messages)
     # Each dead host is logged as offline once, however often it was retried.
     assert sum("printer=dead-0 offline" in m for m in messages) == 1
+
+
+async def test_printer_without_push_is_polled_not_hammered(
+    octoprint: OctoPrintFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A host whose push socket always fails (replaced by a failing stand-in; REST stays the real
+    OctoPrint) is kept current by polling at poll_interval, not by a tight retry loop."""
+    (peer,) = octoprint(1)
+    config = config_for(tmp_path, [PrinterSpec("a", peer.url, peer.api_key)])
+    caplog.set_level(logging.DEBUG, logger="controller.fleet")
+    async with running_fleet(config) as fleet:
+        coordinator = fleet.get("a")
+        assert coordinator is not None
+        original = coordinator._follow_push
+        pushes = 0
+
+        async def broken_push() -> None:
+            nonlocal pushes
+            pushes += 1
+            raise DeviceUnavailable("push refused")
+
+        coordinator._follow_push = broken_push  # type: ignore[method-assign]
+        await eventually(lambda: state(fleet, "a") is PrinterState.IDLE, 15, "a idle by polling")
+        pushes = 0
+        await asyncio.sleep(3.0)
+        # poll_interval is 1 s in tests: about one push attempt per 2 s cycle, not hundreds.
+        assert 1 <= pushes <= 4
+        assert state(fleet, "a") is PrinterState.IDLE
+        coordinator._follow_push = original  # type: ignore[method-assign]
