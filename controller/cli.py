@@ -15,9 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from controller.config import EX_CONFIG, Config, ConfigError, load_config
+from controller.config import EX_CONFIG, EX_UNAVAILABLE, Config, ConfigError, load_config
 
-EX_UNAVAILABLE = 69
 EX_NOPERM = 77
 DEFAULT_CONFIG = Path("/etc/farmctl/farmctl.toml")
 
@@ -64,7 +63,7 @@ def run(config: ConfigOpt = None) -> None:
     try:
         asyncio.run(run_daemon(cfg))
     except StartupError as exc:
-        raise _fail(str(exc), EX_UNAVAILABLE if "listen" in str(exc) else EX_CONFIG) from None
+        raise _fail(str(exc), exc.exit_code) from None
 
 
 @app.command()

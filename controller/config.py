@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-EX_CONFIG = 78
+EX_CONFIG = 78  # sysexits: bad configuration
+EX_UNAVAILABLE = 69  # sysexits: a service (port, daemon) is not available
 ENV_PREFIX = "FARMCTL_"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 

@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from controller.api.app import create_app
-from controller.config import ApiConfig, Config
+from controller.config import EX_CONFIG, EX_UNAVAILABLE, ApiConfig, Config
 from controller.fleet import Fleet, fleet_session
 from controller.sdnotify import Notifier
 from controller.tasks import run_until_stopped
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 class StartupError(Exception):
     """The daemon cannot start (address in use, state dir not writable); the message says why."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class _Server(uvicorn.Server):
@@ -38,7 +42,6 @@ class ApiServer:
     """Serves the app on a socket bound up front, so a busy port is our error, not uvicorn's exit."""
 
     def __init__(self, app: FastAPI, api: ApiConfig) -> None:
-        self.api = api
         family = socket.AF_INET6 if ":" in api.host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,7 +49,7 @@ class ApiServer:
             self.sock.bind((api.host, api.port))
         except OSError as exc:
             self.sock.close()
-            raise StartupError(f"cannot listen on {api.listen}: {exc.strerror}") from None
+            raise StartupError(f"cannot listen on {api.listen}: {exc.strerror}", EX_UNAVAILABLE) from None
         config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
         self.server = _Server(config)
 
@@ -86,7 +89,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> None:
     try:
         config.controller.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StartupError(f"controller.state_dir {config.controller.state_dir}: {exc.strerror}") from None
+        raise StartupError(
+            f"controller.state_dir {config.controller.state_dir}: {exc.strerror}", EX_CONFIG
+        ) from None
     async with fleet_session() as session:
         fleet = Fleet(config.printers, config.controller, session)
         server = ApiServer(create_app(config, fleet), config.api)

@@ -133,7 +133,6 @@ class PrinterCoordinator:
             temperatures=snapshot.temperatures or self.status.temperatures,
             error=snapshot.error if state is PrinterState.ERROR else None,
             last_seen=datetime.now(UTC),
-            reachable=True,
         )
         if self._down_since is not None:
             log.info(
@@ -158,7 +157,7 @@ class PrinterCoordinator:
             log.warning("printer=%s offline: %s", self.printer.name, reason)
         self._down_reason = reason
         # Keep the last good temperatures and file for the operator; the state says offline.
-        self._set(replace(self.status, state=PrinterState.OFFLINE, detail=reason, reachable=False))
+        self._set(replace(self.status, state=PrinterState.OFFLINE, detail=reason))
 
     def _set(self, status: PrinterStatus) -> None:
         changed = status.state is not self.status.state
@@ -181,9 +180,6 @@ class Fleet:
         self.coordinators = {
             p.name: PrinterCoordinator(p, settings, session, self.listeners) for p in printers
         }
-
-    def statuses(self) -> list[PrinterStatus]:
-        return [c.status for c in self.coordinators.values()]
 
     def get(self, name: str) -> PrinterCoordinator | None:
         return self.coordinators.get(name)

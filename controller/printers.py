@@ -46,4 +46,3 @@ class PrinterStatus:
     temperatures: dict[str, Temperature] = field(default_factory=dict)
     error: str | None = None
     last_seen: datetime | None = None
-    reachable: bool = False

@@ -142,12 +142,9 @@ class Store:
             # executescript commits first; the version bump rides in the same script.
             self._db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
 
-    def _tx(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
     def _run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        db = self._tx()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
         try:
             result = fn(db)
         except BaseException:
@@ -241,20 +238,20 @@ class Store:
             old = JobState(row["state"])
             check_transition(old, new)
             now = _ts(_now())
-            on = printer or row["printer"]
+            # Back in the queue the job forgets its printer; otherwise it keeps or gets one.
+            on: str | None = None if new is JobState.QUEUED else (printer or row["printer"])
             sets: dict[str, object] = {"state": new, "printer": on}
             if new is JobState.PRINTING and old is JobState.DISPATCHING:
                 sets["started_at"] = now
             if new.finished:
                 sets.update(finished_at=now, error=detail if new is JobState.FAILED else None)
-            if new is JobState.QUEUED:  # back in the queue: forget the printer, keep why
-                sets.update(printer=None, started_at=None, finished_at=None, progress=None, error=detail)
+            if new is JobState.QUEUED:  # keep why it came back
+                sets.update(started_at=None, finished_at=None, progress=None, error=detail)
             assignments = ", ".join(f"{k} = ?" for k in sets)
             if new is JobState.DISPATCHING:
                 assignments += ", attempts = attempts + 1"
             db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*sets.values(), job_id))  # noqa: S608 - column names are ours
-            on = sets["printer"] if new is JobState.QUEUED else on
-            self._event(db, job_id, new, on if isinstance(on, str) else None, detail)
+            self._event(db, job_id, new, on, detail)
 
         self._run(apply)
         return self.get_job(job_id)

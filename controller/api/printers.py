@@ -66,6 +66,13 @@ def _fleet(request: Request) -> Fleet:
 FleetDep = Annotated[Fleet, Depends(_fleet)]
 
 
+def _coordinator(fleet: Fleet, name: str) -> PrinterCoordinator:
+    coordinator = fleet.get(name)
+    if coordinator is None:
+        raise HTTPException(404, f"no printer named {name!r}")
+    return coordinator
+
+
 @router.get("", dependencies=[viewer], response_model=list[PrinterOut])
 def list_printers(fleet: FleetDep) -> list[PrinterOut]:
     """Every configured printer, in config order. Role: viewer."""
@@ -80,10 +87,7 @@ def list_printers(fleet: FleetDep) -> list[PrinterOut]:
 )
 def get_printer(name: str, fleet: FleetDep) -> PrinterOut:
     """One printer by name. Role: viewer."""
-    coordinator = fleet.get(name)
-    if coordinator is None:
-        raise HTTPException(404, f"no printer named {name!r}")
-    return printer_out(coordinator)
+    return printer_out(_coordinator(fleet, name))
 
 
 @router.post(
@@ -94,9 +98,7 @@ def get_printer(name: str, fleet: FleetDep) -> PrinterOut:
 )
 def clear_printer(name: str, fleet: FleetDep) -> PrinterOut:
     """Confirm the bed is clear so the next job may start. Role: operator."""
-    coordinator = fleet.get(name)
-    if coordinator is None:
-        raise HTTPException(404, f"no printer named {name!r}")
+    coordinator = _coordinator(fleet, name)
     if not coordinator.clear():
         raise HTTPException(409, f"printer {name!r} is {coordinator.status.state}, not awaiting_clear")
     return printer_out(coordinator)
