@@ -60,6 +60,23 @@ class ControllerConfig(_Section):
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
 
+class JobsConfig(_Section):
+    """`[jobs]`: the print queue: upload limits, dispatch pacing and the retry policy."""
+
+    upload_limit_mb: float = Field(512.0, gt=0, le=8192)
+    max_copies: int = Field(100, ge=1, le=1000)
+    dispatch_interval: float = Field(2.0, gt=0, le=600)
+    min_start_gap: float = Field(0.0, ge=0, le=86400)
+    offline_grace: float = Field(60.0, ge=0, le=86400)
+    retry_after_error: int = Field(1, ge=0, le=10)
+    retry_after_offline: int = Field(0, ge=0, le=10)
+
+    @property
+    def upload_limit(self) -> int:
+        """The upload limit in bytes."""
+        return int(self.upload_limit_mb * 1024 * 1024)
+
+
 class TokenConfig(_Section):
     """`[[api.tokens]]`: one bearer token and the role it grants."""
 
@@ -137,6 +154,7 @@ class Config(_Section):
 
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
     printers: list[PrinterConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")

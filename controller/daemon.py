@@ -7,16 +7,23 @@ import contextlib
 import logging
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import aiohttp
 import uvicorn
 from fastapi import FastAPI
 
 from controller.api.app import create_app
 from controller.config import EX_CONFIG, EX_UNAVAILABLE, ApiConfig, Config
+from controller.dispatch import Dispatcher
+from controller.files import FileStore
 from controller.fleet import Fleet, fleet_session
+from controller.queue import JobQueue
 from controller.sdnotify import Notifier
+from controller.store import AsyncStore, Store
 from controller.tasks import run_until_stopped
 
 log = logging.getLogger(__name__)
@@ -92,25 +99,54 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> None:
         raise StartupError(
             f"controller.state_dir {config.controller.state_dir}: {exc.strerror}", EX_CONFIG
         ) from None
-    async with fleet_session() as session:
-        fleet = Fleet(config.printers, config.controller, session)
-        server = ApiServer(create_app(config, fleet), config.api)
-        async with asyncio.TaskGroup() as tg:
-            for name, coordinator in fleet.coordinators.items():
-                tg.create_task(coordinator.run(stop), name=f"printer:{name}")
-            tg.create_task(server.run(stop), name="api")
-            tg.create_task(_watchdog(stop, notifier), name="watchdog")
-            await server.wait_started()
-            notifier.notify("READY=1", f"STATUS=watching {len(fleet.coordinators)} printers")
-            log.info(
-                "farmctl ready in %.2fs: api=http://%s printers=%d",
-                time.monotonic() - started,
-                config.api.listen,
-                len(fleet.coordinators),
-            )
-            await stop.wait()
-            notifier.notify("STOPPING=1")
-            log.info("stopping")
+    store = _open_store(config.controller.state_dir)
+    try:
+        async with fleet_session() as session:
+            await _serve(config, stop, notifier, store, session, started)
+    finally:
+        store.close()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     log.info("stopped")
+
+
+def _open_store(state_dir: Path) -> AsyncStore:
+    try:
+        return AsyncStore(Store(state_dir / "farmctl.db"))
+    except (sqlite3.Error, RuntimeError) as exc:
+        raise StartupError(f"job store in {state_dir}: {exc}", EX_CONFIG) from None
+
+
+async def _serve(
+    config: Config,
+    stop: asyncio.Event,
+    notifier: Notifier,
+    store: AsyncStore,
+    session: aiohttp.ClientSession,
+    started: float,
+) -> None:
+    # A bed whose state was never recorded counts as used: an operator confirms it once.
+    beds = {p.name: store.sync.bed_clear(p.name) is True for p in config.printers}
+    fleet = Fleet(config.printers, config.controller, session, beds=beds)
+    files = FileStore(config.controller.state_dir / "files")
+    queue = JobQueue(config, store, files, fleet)
+    dispatcher = Dispatcher(store, files, fleet, config.jobs)
+    queue.on_change.append(dispatcher.wake)
+    server = ApiServer(create_app(config, queue), config.api)
+    async with asyncio.TaskGroup() as tg:
+        for name, coordinator in fleet.coordinators.items():
+            tg.create_task(coordinator.run(stop), name=f"printer:{name}")
+        tg.create_task(dispatcher.run(stop, tg), name="dispatcher")
+        tg.create_task(server.run(stop), name="api")
+        tg.create_task(_watchdog(stop, notifier), name="watchdog")
+        await server.wait_started()
+        notifier.notify("READY=1", f"STATUS=watching {len(fleet.coordinators)} printers")
+        log.info(
+            "farmctl ready in %.2fs: api=http://%s printers=%d",
+            time.monotonic() - started,
+            config.api.listen,
+            len(fleet.coordinators),
+        )
+        await stop.wait()
+        notifier.notify("STOPPING=1")
+        log.info("stopping")

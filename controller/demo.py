@@ -12,6 +12,7 @@ from pathlib import Path
 
 from controller.config import load_config
 from controller.daemon import run_daemon
+from controller.store import Store
 from devices.virtual_octoprint import VirtualOctoPrint, make_template
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,15 @@ def run_demo(octoprint: str, workdir: Path, count: int, listen: str) -> None:
         with ThreadPoolExecutor(max_workers=count) as pool:
             list(pool.map(lambda p: p.start_and_wait(), printers))
         config_path = write_demo_config(workdir, printers, listen)
+        config = load_config(config_path)
+        # Fresh virtual printers have empty beds; a real farm confirms each bed once instead.
+        store = Store(config.controller.state_dir / "farmctl.db")
+        for printer_config in config.printers:
+            store.set_bed_clear(printer_config.name, True)
+        store.close()
         log.info("demo: config %s; try: farmctl printers --config %s", config_path, config_path)
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_daemon(load_config(config_path)))
+            asyncio.run(run_daemon(config))
     finally:
         for printer in printers:
             printer.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -53,6 +53,8 @@ class PrinterCoordinator:
         settings: ControllerConfig,
         session: aiohttp.ClientSession,
         listeners: list[Listener],
+        *,
+        bed_clear: bool = True,
     ) -> None:
         self.printer = printer
         self.settings = settings
@@ -60,6 +62,9 @@ class PrinterCoordinator:
             printer.url, printer.api_key, timeout=settings.request_timeout, session=session
         )
         self.status = PrinterStatus(name=printer.name)
+        # Whether the bed is known to be empty. The daemon seeds it from the store; a printer whose bed
+        # state is unknown counts as used (awaiting clear).
+        self.bed_clear = bed_clear
         self._listeners = listeners
         self._backoff = Backoff(settings.poll_interval, settings.offline_backoff_max)
         self._down_since: float | None = None
@@ -108,21 +113,27 @@ class PrinterCoordinator:
                     await self.poll()
                     next_reconcile = time.monotonic() + self.settings.reconcile_interval
 
-    def mark_awaiting_clear(self) -> None:
-        """A print ended (any outcome): nothing may start here until an operator clears the bed."""
-        self._set(replace(self.status, state=PrinterState.AWAITING_CLEAR))
+    def mark_bed_used(self) -> None:
+        """A print is about to start or has run: nothing may start here until the bed is cleared."""
+        self.bed_clear = False
+        if self.status.state is PrinterState.IDLE:
+            self._set(replace(self.status, state=PrinterState.AWAITING_CLEAR))
 
     def clear(self) -> bool:
-        """The operator confirmed the bed is clear; False if the printer was not awaiting that."""
-        if self.status.state is not PrinterState.AWAITING_CLEAR:
+        """The operator confirmed the bed is clear; False while printing or when it already was clear."""
+        if self.bed_clear or self.status.state in (PrinterState.PRINTING, PrinterState.PAUSED):
             return False
         log.info("printer=%s bed cleared", self.printer.name)
-        self._set(replace(self.status, state=PrinterState.IDLE))
+        self.bed_clear = True
+        if self.status.state is PrinterState.AWAITING_CLEAR:
+            self._set(replace(self.status, state=PrinterState.IDLE))
         return True
 
     def _apply(self, snapshot: Snapshot) -> None:
         state = normalize(snapshot)
-        if self.status.state is PrinterState.AWAITING_CLEAR and state is PrinterState.IDLE:
+        if state in (PrinterState.PRINTING, PrinterState.PAUSED):
+            self.bed_clear = False  # any print leaves a part (or a mess) behind, ours or not
+        elif state is PrinterState.IDLE and not self.bed_clear:
             state = PrinterState.AWAITING_CLEAR  # only an operator clears a bed
         new = PrinterStatus(
             name=self.printer.name,
@@ -174,11 +185,22 @@ class Fleet:
     """Every printer's coordinator; the daemon runs each `run(stop)` in its TaskGroup."""
 
     def __init__(
-        self, printers: list[PrinterConfig], settings: ControllerConfig, session: aiohttp.ClientSession
+        self,
+        printers: list[PrinterConfig],
+        settings: ControllerConfig,
+        session: aiohttp.ClientSession,
+        beds: Mapping[str, bool] | None = None,
     ) -> None:
         self.listeners: list[Listener] = []
         self.coordinators = {
-            p.name: PrinterCoordinator(p, settings, session, self.listeners) for p in printers
+            p.name: PrinterCoordinator(
+                p,
+                settings,
+                session,
+                self.listeners,
+                bed_clear=True if beds is None else beds.get(p.name, False),
+            )
+            for p in printers
         }
 
     def get(self, name: str) -> PrinterCoordinator | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +24,13 @@ class JobState(StrEnum):
     def finished(self) -> bool:
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
+    @property
+    def active(self) -> bool:
+        """On a printer (or on its way there)."""
+        return self in ACTIVE_STATES
+
+
+ACTIVE_STATES = (JobState.DISPATCHING, JobState.PRINTING, JobState.PAUSED)
 
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.QUEUED: frozenset({JobState.DISPATCHING, JobState.CANCELLED}),
@@ -77,3 +86,28 @@ class Job:
     progress: float | None = None
     error: str | None = None
     attempts: int = 0
+    filament_g: float | None = None
+    estimated_s: float | None = None
+
+    @property
+    def remote_name(self) -> str:
+        """The file name on the printer host; it carries the job id so a restart can find the job."""
+        return remote_name(self.id, self.file_name)
+
+
+_REMOTE = re.compile(r"^farmctl-(\d+)-[A-Za-z0-9_-]*\.gcode$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def remote_name(job_id: int, file_name: str) -> str:
+    """`farmctl-<id>-<stem>.gcode` with an ASCII stem of at most 40 characters."""
+    stem = file_name.rsplit(".", 1)[0]
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    safe = _UNSAFE.sub("_", ascii_stem).strip("_")[:40] or "print"
+    return f"farmctl-{job_id}-{safe}.gcode"
+
+
+def job_id_of(name: str | None) -> int | None:
+    """The job id in a printer-side file name made by remote_name(), else None."""
+    match = _REMOTE.match(name.rsplit("/", 1)[-1]) if name else None
+    return int(match.group(1)) if match else None

@@ -56,6 +56,11 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 2: what the slicer says about each job, for the queue view and accounting
+    """
+    ALTER TABLE jobs ADD COLUMN filament_g REAL;
+    ALTER TABLE jobs ADD COLUMN estimated_s REAL;
+    """,
 ]
 
 
@@ -109,6 +114,8 @@ def _job(row: sqlite3.Row) -> Job:
         progress=row["progress"],
         error=row["error"],
         attempts=row["attempts"],
+        filament_g=row["filament_g"],
+        estimated_s=row["estimated_s"],
     )
 
 
@@ -171,6 +178,8 @@ class Store:
         priority: int,
         requirements: Requirements,
         copies: int,
+        filament_g: float | None = None,
+        estimated_s: float | None = None,
     ) -> list[Job]:
         """Queue `copies` jobs for one file in one transaction."""
         created = _ts(_now())
@@ -182,8 +191,8 @@ class Store:
             for _ in range(copies):
                 cur = db.execute(
                     "INSERT INTO jobs(state, file_sha256, file_name, owner, priority, material, nozzle,"
-                    " size_x, size_y, size_z, req_printer, req_group, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " size_x, size_y, size_z, req_printer, req_group, created_at, filament_g, estimated_s)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         JobState.QUEUED,
                         file_sha256,
@@ -196,6 +205,8 @@ class Store:
                         req.printer,
                         req.group,
                         created,
+                        filament_g,
+                        estimated_s,
                     ),
                 )
                 job_id = int(cur.lastrowid or 0)
@@ -205,6 +216,10 @@ class Store:
 
         ids: list[int] = self._run(insert)
         return [self.get_job(i) for i in ids]
+
+    def has_file(self, sha256: str) -> bool:
+        """True if an upload with this content is recorded (and so must stay on disk)."""
+        return self._db.execute("SELECT 1 FROM files WHERE sha256 = ?", (sha256,)).fetchone() is not None
 
     def get_job(self, job_id: int) -> Job:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -245,6 +260,8 @@ class Store:
                 sets["started_at"] = now
             if new.finished:
                 sets.update(finished_at=now, error=detail if new is JobState.FAILED else None)
+            if new is JobState.COMPLETED:
+                sets["progress"] = 100.0
             if new is JobState.QUEUED:  # keep why it came back
                 sets.update(started_at=None, finished_at=None, progress=None, error=detail)
             assignments = ", ".join(f"{k} = ?" for k in sets)

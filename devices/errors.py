@@ -9,6 +9,10 @@ class DeviceUnavailable(DeviceError):
     """The device did not answer: refused, timed out, reset, DNS failure, 5xx."""
 
 
+class DeviceUnreachable(DeviceUnavailable):
+    """No connection could be made: the request certainly never reached the device."""
+
+
 class DeviceAuthError(DeviceError):
     """The device refused our credentials (OctoPrint answers 403 for a missing or wrong key)."""
 

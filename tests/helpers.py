@@ -18,6 +18,8 @@ class PrinterSpec:
     api_key: str
     group: str = "default"
     materials: tuple[str, ...] = ("PLA",)
+    nozzle: float = 0.4
+    build_volume: tuple[float, float, float] = (220.0, 220.0, 250.0)
 
 
 def write_config(
@@ -27,6 +29,7 @@ def write_config(
     api_port: int | None = None,
     tokens: dict[str, str] | None = None,
     controller: str = "",
+    sections: str = "",
 ) -> Path:
     """A farmctl.toml in tmp_path/etc with key and token files beside it; returns its path."""
     etc = tmp_path / "etc"
@@ -50,6 +53,7 @@ def write_config(
             f'role = "{role}"',
             f'token_file = "secrets/{name}.token"',
         ]
+    lines.append(sections)
     for p in printers:
         (etc / "secrets" / f"{p.name}.key").write_text(p.api_key + "\n")
         materials = ", ".join(f'"{m}"' for m in p.materials)
@@ -60,6 +64,8 @@ def write_config(
             f'api_key_file = "secrets/{p.name}.key"',
             f'group = "{p.group}"',
             f"materials = [{materials}]",
+            f"nozzle = {p.nozzle}",
+            "build_volume = [" + ", ".join(str(v) for v in p.build_volume) + "]",
         ]
     path = etc / "farmctl.toml"
     path.write_text("\n".join(lines) + "\n")

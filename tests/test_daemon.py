@@ -104,19 +104,25 @@ def test_daemon_serves_two_printers_with_roles_and_stops_cleanly(
         assert missing.status_code == 404
         assert "nope" in missing.json()["error"]
 
-        # The CLI finds the daemon and a token through the config.
+        # The CLI finds the daemon and a token through the config. A fresh farm knows nothing about
+        # its beds, so each printer waits for an operator to confirm it is clear.
         deadline = time.monotonic() + 20
         while True:
             out = farmctl("printers", "--config", str(config), "--json")
             assert out.returncode == 0, out.stderr
             rows = json.loads(out.stdout)
-            if [r["state"] for r in rows] == ["idle", "idle"] or time.monotonic() > deadline:
+            if [r["state"] for r in rows] == ["awaiting_clear"] * 2 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         assert [(r["name"], r["state"], r["group"]) for r in rows] == [
-            ("mk4-a", "idle", "default"),
-            ("mk4-b", "idle", "east"),
+            ("mk4-a", "awaiting_clear", "default"),
+            ("mk4-b", "awaiting_clear", "east"),
         ]
+        ops = {"Authorization": f"Bearer {(tmp_path / 'etc/secrets/ops.token').read_text().strip()}"}
+        for name in ("mk4-a", "mk4-b"):
+            cleared = httpx.post(f"{base}/api/v1/printers/{name}/clear", headers=ops)
+            assert cleared.status_code == 200, cleared.text
+            assert cleared.json()["state"] == "idle"
         assert rows[0]["last_seen"] is not None
         table = farmctl("printers", "--config", str(config))
         assert "mk4-a" in table.stdout
@@ -130,9 +136,9 @@ def test_daemon_serves_two_printers_with_roles_and_stops_cleanly(
         assert wrong.returncode == 77
         assert "invalid token" in wrong.stderr
 
-        ops = {"Authorization": f"Bearer {(tmp_path / 'etc/secrets/ops.token').read_text().strip()}"}
         not_awaiting = httpx.post(f"{base}/api/v1/printers/mk4-a/clear", headers=ops)
         assert not_awaiting.status_code == 409
+        assert "clear already" in not_awaiting.json()["error"]
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, stderr = daemon.communicate(timeout=20)

@@ -65,13 +65,17 @@ async def test_fleet_tracks_prints_faults_and_dead_hosts(
         await eventually(lambda: all(state(fleet, n) is PrinterState.IDLE for n in "abc"), 15, "abc idle")
         assert all(state(fleet, p.name) is PrinterState.OFFLINE for p in dead)
 
-        # idle → printing → idle after an upload-and-print, followed by push.
+        # idle → printing → awaiting_clear after an upload-and-print, followed by push: any print,
+        # even one started on OctoPrint itself, leaves a part on the bed.
         await client_a.upload(gcode(tmp_path / "a.gcode", 1500), "fleet-a.gcode")
         await eventually(lambda: state(fleet, "a") is PrinterState.PRINTING, 15, "a printing")
         a_status = fleet.get("a")
         assert a_status is not None
         assert a_status.status.file == "fleet-a.gcode"
-        await eventually(lambda: state(fleet, "a") is PrinterState.IDLE, 60, "a idle again")
+        await eventually(lambda: state(fleet, "a") is PrinterState.AWAITING_CLEAR, 60, "a awaiting clear")
+        assert a_status.clear()
+        assert state(fleet, "a") is PrinterState.IDLE
+        assert not a_status.clear()  # already clear
 
         # A firmware error on b is seen as error; after a reconnect b is idle again.
         async with OctoPrintClient(b.url, b.api_key) as client_b:

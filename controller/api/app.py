@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from controller.api import printers
+from controller.api import jobs, printers
 from controller.api.auth import TokenRegistry
+from controller.api.multipart import FormError
 from controller.config import Config
-from controller.fleet import Fleet
+from controller.files import EmptyFile, FileTooLarge
+from controller.jobs import IllegalTransition
+from controller.queue import BadSubmission, JobConflict, JobQueue, NotGcode, Unprintable
+from controller.store import NotFound
 from devices.errors import DeviceAuthError, DeviceBadRequest, DeviceBusy, DeviceError, DeviceUnavailable
 
 _DEVICE_STATUS: list[tuple[type[DeviceError], int]] = [
@@ -21,18 +27,33 @@ _DEVICE_STATUS: list[tuple[type[DeviceError], int]] = [
 ]
 
 
+# Our own errors, most specific first; every message is written for the operator.
+_OUR_STATUS: list[tuple[type[Exception], int]] = [
+    (FormError, 400),
+    (BadSubmission, 400),
+    (EmptyFile, 400),
+    (NotFound, 404),
+    (JobConflict, 409),
+    (IllegalTransition, 409),
+    (FileTooLarge, 413),
+    (NotGcode, 415),
+    (Unprintable, 422),
+]
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(config: Config, fleet: Fleet) -> FastAPI:
-    """The API app for one daemon: its fleet and its tokens."""
+def create_app(config: Config, queue: JobQueue) -> FastAPI:
+    """The API app for one daemon: its queue, fleet and tokens."""
     app = FastAPI(
         title="farmctl",
         version="1",
         description="Print-farm controller API. Every endpoint but /healthz needs a bearer token.",
     )
-    app.state.fleet = fleet
+    app.state.fleet = queue.fleet
+    app.state.queue = queue
     app.state.tokens = TokenRegistry(config.api.tokens)
 
     @app.exception_handler(StarletteHTTPException)
@@ -50,10 +71,21 @@ def create_app(config: Config, fleet: Fleet) -> FastAPI:
         status = next((code for kind, code in _DEVICE_STATUS if isinstance(exc, kind)), 502)
         return _error(status, str(exc))
 
+    for kind, status in _OUR_STATUS:
+        app.add_exception_handler(kind, _handler(status))
+
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         """Liveness: open, no token. `{"status": "ok"}` while the daemon serves."""
         return {"status": "ok"}
 
     app.include_router(printers.router)
+    app.include_router(jobs.router)
     return app
+
+
+def _handler(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return _error(status, str(exc))
+
+    return handle

@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field
 from controller.api.auth import require
 from controller.config import Role
 from controller.fleet import Fleet, PrinterCoordinator
+from controller.jobs import job_id_of
 from controller.printers import PrinterState
+from controller.queue import JobQueue
 
 router = APIRouter(prefix="/api/v1/printers", tags=["printers"])
 viewer = Depends(require(Role.VIEWER))
@@ -28,7 +30,7 @@ class PrinterOut(BaseModel):
     name: str = Field(description="Name from the config", examples=["mk4-1"])
     state: PrinterState = Field(description="offline | idle | printing | paused | error | awaiting_clear")
     detail: str = Field(description="The host's own words for its state", examples=["Printing"])
-    job_id: str | None = Field(None, description="The farm job on the printer, if any")
+    job_id: int | None = Field(None, description="The farm job whose file is on the printer, if any")
     file: str | None = Field(None, description="File selected on the printer", examples=["job.gcode"])
     progress: float | None = Field(None, description="Print progress in percent, 0 to 100", examples=[42.5])
     temperatures: dict[str, TemperatureOut] = Field(description="tool0…, bed, chamber")
@@ -45,6 +47,7 @@ def printer_out(coordinator: PrinterCoordinator) -> PrinterOut:
         name=status.name,
         state=status.state,
         detail=status.detail,
+        job_id=job_id_of(status.file),
         file=status.file,
         progress=status.progress,
         temperatures={
@@ -96,9 +99,9 @@ def get_printer(name: str, fleet: FleetDep) -> PrinterOut:
     dependencies=[Depends(require(Role.OPERATOR))],
     responses={404: {"description": "No printer of that name"}, 409: {"description": "Not awaiting clear"}},
 )
-def clear_printer(name: str, fleet: FleetDep) -> PrinterOut:
-    """Confirm the bed is clear so the next job may start. Role: operator."""
-    coordinator = _coordinator(fleet, name)
-    if not coordinator.clear():
-        raise HTTPException(409, f"printer {name!r} is {coordinator.status.state}, not awaiting_clear")
-    return printer_out(coordinator)
+async def clear_printer(name: str, request: Request) -> PrinterOut:
+    """Confirm the bed is clear so the next job may start; 409 while printing or when already clear.
+    Role: operator."""
+    queue: JobQueue = request.app.state.queue
+    _coordinator(queue.fleet, name)
+    return printer_out(await queue.clear(name))

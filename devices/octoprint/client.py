@@ -10,7 +10,7 @@ from typing import Any, Self
 
 import aiohttp
 
-from devices.errors import DeviceAuthError, DeviceBadRequest, DeviceBusy, DeviceUnavailable
+from devices.errors import DeviceAuthError, DeviceBadRequest, DeviceBusy, DeviceUnavailable, DeviceUnreachable
 from devices.octoprint import parse
 from devices.octoprint.models import (
     ConnectionInfo,
@@ -91,6 +91,8 @@ class OctoPrintClient:
                     status = resp.status
         except TimeoutError:
             raise DeviceUnavailable(f"{where}: timed out") from None
+        except aiohttp.ClientConnectorError as exc:
+            raise DeviceUnreachable(f"{where}: {_describe(exc)}") from None
         except aiohttp.ClientError as exc:
             raise DeviceUnavailable(f"{where}: {_describe(exc)}") from None
         return _check(where, status, text)

@@ -102,8 +102,14 @@ class UploadResult:
 
 @dataclass(frozen=True, slots=True)
 class RemoteFile:
-    """A file stored on the printer host."""
+    """A file stored on the printer host, with the host's own count of prints that ended with it."""
 
     name: str
     path: str
     size: int | None
+    successes: int = 0
+    failures: int = 0
+
+    @property
+    def ever_printed(self) -> bool:
+        return self.successes + self.failures > 0

@@ -44,6 +44,10 @@ def _num(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -189,11 +193,14 @@ def files_from(body: object) -> list[RemoteFile]:
             stack.extend(children)
         elif entry.get("type") == "machinecode" and _str(entry.get("name")):
             size = entry.get("size")
+            prints = _obj(entry.get("prints"))
             out.append(
                 RemoteFile(
                     name=str(entry["name"]),
                     path=_str(entry.get("path")) or str(entry["name"]),
                     size=size if isinstance(size, int) else None,
+                    successes=_count(prints.get("success")),
+                    failures=_count(prints.get("failure")),
                 )
             )
     return out

@@ -1,0 +1,194 @@
+"""`/api/v1/jobs`: submit G-code as jobs, list them, cancel one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from controller.api.auth import Caller, require
+from controller.api.multipart import FormError, StreamingForm
+from controller.config import Role
+from controller.files import EmptyFile, FileTooLarge
+from controller.jobs import Job, JobState
+from controller.printers import PrinterState
+from controller.queue import BadSubmission, JobQueue, SubmitOptions, Unprintable, check_file_name
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+Viewer = Annotated[Caller, Depends(require(Role.VIEWER))]
+Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
+
+_FORM_OVERHEAD = 64 * 1024  # room for the form fields and multipart headers around the file
+_ERRORS: dict[int | str, dict[str, str]] = {
+    400: {"description": "Malformed form, missing or empty file, unsafe file name"},
+    413: {"description": "File larger than jobs.upload_limit_mb"},
+    415: {"description": "Not G-code text"},
+    422: {"description": "A field out of range, or no configured printer could ever take the job"},
+}
+
+
+class JobOut(BaseModel):
+    """One print of one file (a submission with N copies makes N jobs)."""
+
+    id: int = Field(examples=[17])
+    state: JobState = Field(
+        description="queued | dispatching | printing | paused | completed | failed | cancelled"
+    )
+    file: str = Field(description="The uploaded file's name", examples=["bracket.gcode"])
+    owner: str = Field(description="Member the print is for (billing)", examples=["alice"])
+    printer: str | None = Field(None, description="Printer it is on or ran on", examples=["mk4-1"])
+    priority: int = Field(0, description="Higher runs first", examples=[0])
+    material: str | None = Field(None, description="Required material", examples=["PLA"])
+    nozzle: float | None = Field(None, description="Required nozzle diameter, mm", examples=[0.4])
+    required_printer: str | None = Field(None, description="Only this printer may take it")
+    required_group: str | None = Field(None, description="Only printers of this group may take it")
+    size_mm: tuple[float, float, float] | None = Field(
+        None, description="Print extent x, y, z from the G-code"
+    )
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    progress: float | None = Field(None, description="Percent, 0 to 100", examples=[42.5])
+    estimated_s: float | None = Field(None, description="Slicer's print time estimate, seconds")
+    filament_g: float | None = Field(None, description="Filament in grams (slicer or computed from moves)")
+    energy_kwh: float | None = Field(None, description="Measured energy (once power metering is set up)")
+    cost: float | None = None
+    co2_g: float | None = None
+    attempts: int = Field(0, description="How often it was sent to a printer")
+    error: str | None = Field(None, description="Why it failed, or why it went back to the queue")
+
+
+class JobsOut(BaseModel):
+    jobs: list[JobOut]
+
+
+def _queue(request: Request) -> JobQueue:
+    queue: JobQueue = request.app.state.queue
+    return queue
+
+
+QueueDep = Annotated[JobQueue, Depends(_queue)]
+
+
+def job_out(job: Job, queue: JobQueue) -> JobOut:
+    progress = job.progress
+    coordinator = queue.fleet.get(job.printer) if job.printer and job.state.active else None
+    if coordinator is not None and coordinator.status.file == job.remote_name:
+        live = coordinator.status
+        if live.state in (PrinterState.PRINTING, PrinterState.PAUSED) and live.progress is not None:
+            progress = live.progress
+    req = job.requirements
+    return JobOut(
+        id=job.id,
+        state=job.state,
+        file=job.file_name,
+        owner=job.owner,
+        printer=job.printer,
+        priority=job.priority,
+        material=req.material,
+        nozzle=req.nozzle,
+        required_printer=req.printer,
+        required_group=req.group,
+        size_mm=req.size,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        progress=progress,
+        estimated_s=job.estimated_s,
+        filament_g=job.filament_g,
+        attempts=job.attempts,
+        error=job.error,
+    )
+
+
+def _int(fields: dict[str, str], key: str, default: int) -> int:
+    text = fields.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise Unprintable(f"{key} must be a whole number, not {text[:40]!r}") from None
+
+
+def _options(fields: dict[str, str]) -> SubmitOptions:
+    unknown = set(fields) - {"copies", "priority", "material", "nozzle", "printer", "group", "owner"}
+    if unknown:
+        raise BadSubmission(f"unknown form field {sorted(unknown)[0]!r}")
+    nozzle_text = fields.get("nozzle", "").strip()
+    try:
+        nozzle = float(nozzle_text) if nozzle_text else None
+    except ValueError:
+        raise Unprintable(f"nozzle must be a number in mm, not {nozzle_text[:40]!r}") from None
+    return SubmitOptions(
+        copies=_int(fields, "copies", 1),
+        priority=_int(fields, "priority", 0),
+        material=fields.get("material", "").strip() or None,
+        nozzle=nozzle,
+        printer=fields.get("printer", "").strip() or None,
+        group=fields.get("group", "").strip() or None,
+        owner=fields.get("owner", "").strip() or None,
+    )
+
+
+@router.post("", status_code=201, response_model=JobsOut, responses=_ERRORS)
+async def submit_jobs(request: Request, queue: QueueDep, caller: Operator) -> JobsOut:
+    """Queue a G-code file: multipart `file` plus optional fields `copies` (default 1), `priority`
+    (default 0), `material`, `nozzle` (default: from the G-code), `printer`, `group`, `owner`
+    (default: the token's name). Put the fields before the file so bad ones fail before the upload.
+    201 with one job per copy. Role: operator."""
+    length = request.headers.get("content-length", "")
+    limit = queue.config.jobs.upload_limit
+    if length.isdigit() and int(length) > limit + _FORM_OVERHEAD:
+        raise FileTooLarge(f"file is larger than the limit of {limit / 2**20:g} MiB (jobs.upload_limit_mb)")
+    form = StreamingForm(request.headers.get("content-type", ""), request.stream(), on_file=check_file_name)
+    chunks = form.file_chunks()
+    # Reading the first file bytes parses every field sent before the file part, so bad options fail
+    # before the upload is stored.
+    first = await anext(chunks, b"")
+    if form.file_name is None:
+        raise FormError("the form has no `file` part")
+    options = _options(form.fields)
+
+    async def file_bytes() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    try:
+        jobs = await queue.submit(form.file_name, file_bytes(), options, caller=caller.name)
+    except EmptyFile:
+        raise BadSubmission("the file is empty") from None
+    return JobsOut(jobs=[job_out(j, queue) for j in jobs])
+
+
+@router.get("", response_model=JobsOut)
+async def list_jobs(
+    queue: QueueDep,
+    _: Viewer,
+    state: Annotated[
+        list[JobState] | None, Query(description="Only jobs in these states (repeatable)")
+    ] = None,
+) -> JobsOut:
+    """Every job, oldest first; `?state=queued&state=printing` filters. Role: viewer."""
+    return JobsOut(jobs=[job_out(j, queue) for j in await queue.list(state)])
+
+
+@router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}})
+async def get_job(job_id: int, queue: QueueDep, _: Viewer) -> JobOut:
+    """One job. Role: viewer."""
+    return job_out(await queue.get(job_id), queue)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    responses={404: {"description": "No such job"}, 409: {"description": "The job has already finished"}},
+)
+async def cancel_job(job_id: int, queue: QueueDep, caller: Operator) -> JobOut:
+    """Cancel a queued job, or stop it on its printer. Role: operator."""
+    return job_out(await queue.cancel(job_id, caller=caller.name), queue)

@@ -1,0 +1,229 @@
+"""The print queue as operators use it: submit a file as N jobs, list, cancel, clear a bed.
+
+Dispatching and tracking live in `controller.dispatch`; this module validates what comes in and
+records it, and nothing it rejects leaves a trace in the store or on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from controller.config import Config
+from controller.files import FileStore, StoredFile
+from controller.fleet import Fleet, PrinterCoordinator
+from controller.gcode import GcodeError, GcodeInfo, read_gcode_info
+from controller.jobs import Job, JobState, Requirements
+from controller.scheduler import PrinterSlot, explain_unprintable
+from controller.store import AsyncStore, NotFound
+from devices.errors import DeviceBusy, DeviceError
+
+log = logging.getLogger(__name__)
+
+GCODE_SUFFIXES = (".gcode", ".gco", ".g")
+MAX_NAME = 255
+_NAME_PUNCTUATION = set(" ._-()+,#@[]")
+
+
+class BadSubmission(ValueError):
+    """The request is malformed (missing file, bad name, bad form field): 400."""
+
+
+class NotGcode(ValueError):
+    """The upload is not G-code text: 415."""
+
+
+class Unprintable(ValueError):
+    """No configured printer could ever take the job, or a field is out of range: 422."""
+
+
+class JobConflict(RuntimeError):
+    """The job or printer is not in a state that allows this: 409."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOptions:
+    """The form fields of a submission; None means "from the G-code, or any"."""
+
+    copies: int = 1
+    priority: int = 0
+    material: str | None = None
+    nozzle: float | None = None
+    printer: str | None = None
+    group: str | None = None
+    owner: str | None = None
+
+
+def check_file_name(name: str) -> str:
+    """The upload's name if it is a plain, short, ASCII G-code file name; else BadSubmission/NotGcode."""
+    if not name:
+        raise BadSubmission("the file part has no file name")
+    if "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
+        raise BadSubmission(f"file name {name[:80]!r} must be a plain name, without folders")
+    if len(name) > MAX_NAME:
+        raise BadSubmission(f"file name is {len(name)} characters long; at most {MAX_NAME} are allowed")
+    if not name.isascii() or not all(c.isalnum() or c in _NAME_PUNCTUATION for c in name):
+        raise BadSubmission(
+            f"file name {name[:80]!r} may only use ASCII letters, digits, spaces and ._-()+,#@[]: rename it"
+        )
+    if name.lower().endswith(".bgcode"):
+        raise NotGcode("binary G-code (.bgcode) is not supported: export plain .gcode from the slicer")
+    if not name.lower().endswith(GCODE_SUFFIXES):
+        raise NotGcode(f"{name!r} is not G-code: only {', '.join(GCODE_SUFFIXES)} files are accepted")
+    return name
+
+
+def _owner(value: str | None, default: str) -> str:
+    owner = (value or "").strip() or default
+    if len(owner) > 64 or any(unicodedata.category(c)[0] == "C" for c in owner):
+        raise Unprintable("owner must be at most 64 printable characters")
+    return owner
+
+
+class JobQueue:
+    """Submissions, cancels and bed clears against the store, the file store and the fleet."""
+
+    def __init__(self, config: Config, store: AsyncStore, files: FileStore, fleet: Fleet) -> None:
+        self.config = config
+        self.store = store
+        self.files = files
+        self.fleet = fleet
+        self.slots = [
+            PrinterSlot.from_config(p, fleet.coordinators[p.name].status.state) for p in config.printers
+        ]
+        # The dispatcher subscribes to hear about new jobs and cleared beds at once.
+        self.on_change: list[Callable[[], None]] = []
+
+    def check_options(self, options: SubmitOptions) -> None:
+        """Reject out-of-range fields before the upload is read."""
+        limit = self.config.jobs.max_copies
+        if not 1 <= options.copies <= limit:
+            raise Unprintable(f"copies must be between 1 and {limit}, not {options.copies}")
+        if not -1000 <= options.priority <= 1000:
+            raise Unprintable(f"priority must be between -1000 and 1000, not {options.priority}")
+        if options.nozzle is not None and not 0 < options.nozzle <= 5:
+            raise Unprintable(f"nozzle must be a diameter in mm (0 < nozzle <= 5), not {options.nozzle}")
+        if options.material is not None and not (0 < len(options.material.strip()) <= 32):
+            raise Unprintable("material must be a short name such as PLA or PETG")
+        # Constraints that no printer can ever meet fail now, before a large upload is read.
+        self._check_printable(Requirements(printer=options.printer, group=options.group))
+
+    def _check_printable(self, req: Requirements) -> None:
+        why = explain_unprintable(req, self.slots)
+        if why is not None:
+            raise Unprintable(f"no printer can take this job: {why}")
+
+    async def submit(
+        self, file_name: str, chunks: AsyncIterator[bytes], options: SubmitOptions, *, caller: str
+    ) -> list[Job]:
+        """Store the file, read its G-code metadata off the loop and queue one job per copy."""
+        check_file_name(file_name)
+        self.check_options(options)
+        stored = await self.files.save(chunks, limit=self.config.jobs.upload_limit)
+        try:
+            info = await asyncio.to_thread(read_gcode_info, stored.path)
+            req = Requirements(
+                material=(options.material or info.material or "").strip().upper() or None,
+                nozzle=options.nozzle if options.nozzle is not None else info.nozzle,
+                size=info.size,
+                printer=options.printer,
+                group=options.group,
+            )
+            self._check_printable(req)
+            jobs = await self._record(stored, file_name, info, req, options, caller)
+        except GcodeError as exc:
+            await self._forget(stored)
+            raise NotGcode(str(exc)) from None
+        except BaseException:
+            await self._forget(stored)
+            raise
+        log.info(
+            "queued jobs=%s file=%s owner=%s copies=%d by=%s",
+            ",".join(str(j.id) for j in jobs),
+            file_name,
+            jobs[0].owner,
+            len(jobs),
+            caller,
+        )
+        self._changed()
+        return jobs
+
+    async def _record(
+        self,
+        stored: StoredFile,
+        file_name: str,
+        info: GcodeInfo,
+        req: Requirements,
+        options: SubmitOptions,
+        caller: str,
+    ) -> list[Job]:
+        sync = self.store.sync
+        await self.store.call(sync.add_file, stored.sha256, stored.size, file_name)
+        return await self.store.call(
+            sync.add_jobs,
+            file_sha256=stored.sha256,
+            file_name=file_name,
+            owner=_owner(options.owner, caller),
+            priority=options.priority,
+            requirements=req,
+            copies=options.copies,
+            filament_g=info.filament_g,
+            estimated_s=info.estimated_s,
+        )
+
+    async def _forget(self, stored: StoredFile) -> None:
+        """Remove a just-saved file unless an earlier submission of the same content uses it."""
+        if not await self.store.call(self.store.sync.has_file, stored.sha256):
+            await asyncio.to_thread(stored.path.unlink, missing_ok=True)
+
+    async def get(self, job_id: int) -> Job:
+        return await self.store.call(self.store.sync.get_job, job_id)
+
+    async def list(self, states: list[JobState] | None = None) -> list[Job]:
+        return await self.store.call(self.store.sync.list_jobs, states)
+
+    async def cancel(self, job_id: int, *, caller: str) -> Job:
+        """Cancel a job wherever it is; 409 (JobConflict) once it has finished."""
+        job = await self.get(job_id)
+        if job.state.finished:
+            raise JobConflict(f"job {job_id} is already {job.state}")
+        detail = f"cancelled by {caller}"
+        job = await self.store.call(self.store.sync.transition, job_id, JobState.CANCELLED, detail=detail)
+        log.info("job=%d cancelled by=%s printer=%s", job_id, caller, job.printer)
+        coordinator = self.fleet.get(job.printer) if job.printer else None
+        if coordinator is not None:
+            await stop_print(coordinator, job)
+        self._changed()
+        return job
+
+    async def clear(self, printer: str) -> PrinterCoordinator:
+        """The operator confirmed the bed is empty: record it durably, then let jobs start there."""
+        coordinator = self.fleet.get(printer)
+        if coordinator is None:
+            raise NotFound(f"no printer named {printer!r}")
+        if not coordinator.clear():
+            state = "clear already" if coordinator.bed_clear else str(coordinator.status.state)
+            raise JobConflict(f"printer {printer!r} is {state}: nothing to clear")
+        await self.store.call(self.store.sync.set_bed_clear, printer, True)
+        self._changed()
+        return coordinator
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
+
+
+async def stop_print(coordinator: PrinterCoordinator, job: Job) -> None:
+    """Ask the printer to stop `job` if it prints it; an unreachable printer is stopped when it answers."""
+    status = coordinator.status
+    if status.file is not None and status.file != job.remote_name:
+        return  # the printer is busy with something else: never cancel a print that is not this job
+    try:
+        await coordinator.client.cancel()
+    except DeviceBusy:
+        pass  # not printing (yet): the dispatcher stops it if the upload still starts it
+    except DeviceError as exc:
+        log.warning("printer=%s job=%d cannot stop the print now: %s", coordinator.printer.name, job.id, exc)
