@@ -101,10 +101,13 @@ class Dispatcher:
     async def round(self, stop: asyncio.Event, tg: asyncio.TaskGroup) -> None:
         """Persist bed changes, follow every active job, then start what can start."""
         await self._sync_beds()
+        # Taken before the jobs are read: an upload that ends in between has already recorded its
+        # outcome, and only this task starts new ones.
+        uploading = set(self._uploading)
         active = await self.store.call(self.store.sync.list_jobs, ACTIVE_STATES)
         on_printer = {job.printer: job for job in active if job.printer}
         for name, coordinator in self.fleet.coordinators.items():
-            if name in self._uploading:
+            if name in uploading:
                 continue
             job = on_printer.get(name)
             events = list(self._events[name])
@@ -118,6 +121,8 @@ class Dispatcher:
                     await self._follow(coordinator, job, events)
             except DeviceError as exc:  # the printer dropped out mid-check; the next round retries
                 log.debug("printer=%s check deferred: %s", name, exc)
+            except IllegalTransition as exc:  # changed meanwhile (a cancel through the API)
+                log.debug("printer=%s job=%s changed during the round: %s", name, job and job.id, exc)
         busy = set(on_printer) | set(self._uploading)
         await self._start_jobs(stop, tg, busy)
 
@@ -262,15 +267,20 @@ class Dispatcher:
         if not await self._reachable(coordinator, job):
             return
         status = coordinator.status
+        running = status.state in (PrinterState.PRINTING, PrinterState.PAUSED)
+        if not running or status.file != job.remote_name:
+            # A verdict that ends a job rests on a fresh answer, never on a pushed frame that may
+            # predate our upload (the first "Printing" frame can still name the previous file).
+            await coordinator.poll()
+            status = coordinator.status
+            running = status.state in (PrinterState.PRINTING, PrinterState.PAUSED)
         if status.state is PrinterState.ERROR:
             await self._fail(coordinator, job, status.error or status.detail, "error")
-        elif status.state in (PrinterState.PRINTING, PrinterState.PAUSED):
+        elif running and status.file != job.remote_name:
+            # Someone started another print by hand. Whether ours ran is unknown: never retried.
+            await self._fail(coordinator, job, f"the printer is printing another file ({status.file})", None)
+        elif running:
             self._idle_since.pop(job.id, None)
-            if status.file != job.remote_name:
-                await self._fail(
-                    coordinator, job, f"the printer is printing another file ({status.file})", "error"
-                )
-                return
             want = JobState.PAUSED if status.state is PrinterState.PAUSED else JobState.PRINTING
             if job.state is not want:
                 await self._move(job, want, coordinator)
@@ -281,9 +291,6 @@ class Dispatcher:
         """Our print is no longer running and no event said how it ended: read the file history."""
         first = self._idle_since.setdefault(job.id, self._clock())
         if self._clock() - first < EVENT_SETTLE_S:
-            return
-        await coordinator.poll()
-        if coordinator.status.state in (PrinterState.PRINTING, PrinterState.PAUSED):
             return
         remote = await self._remote_file(coordinator, job)
         if remote is not None and remote.successes:
@@ -308,7 +315,7 @@ class Dispatcher:
         return False
 
     async def _check_foreign(self, coordinator: PrinterCoordinator) -> None:
-        """A printer with no active job of ours that prints a farmctl file (a crash, a manual start)."""
+        """A printer with no active job of ours that prints a farmctl file: stop it if it was cancelled."""
         status = coordinator.status
         job_id = job_id_of(status.file)
         if job_id is None or status.state not in (PrinterState.PRINTING, PrinterState.PAUSED):
@@ -318,24 +325,18 @@ class Dispatcher:
             job = await self.store.call(self.store.sync.get_job, job_id)
         except NotFound:
             return
+        first_time = (name, status.file or "") not in self._noted_foreign
+        self._noted_foreign.add((name, status.file or ""))
         if job.state is JobState.CANCELLED:
-            if (name, status.file or "") not in self._noted_foreign:
-                self._noted_foreign.add((name, status.file or ""))
+            if first_time:
                 log.info("job=%d is cancelled but printing on printer=%s: stopping it", job_id, name)
             await stop_print(coordinator, job)
-        elif job.state is JobState.QUEUED and job.remote_name == status.file:
-            log.warning("job=%d found printing on printer=%s while queued: following it there", job_id, name)
-            await self._move(job, JobState.DISPATCHING, coordinator)
-            await self._move(job, JobState.PRINTING, coordinator)
-        elif (name, status.file or "") not in self._noted_foreign:
-            self._noted_foreign.add((name, status.file or ""))
-            log.warning(
-                "printer=%s prints %s of job=%d which is %s; leaving it be",
-                name,
-                status.file,
-                job_id,
-                job.state,
-            )
+        elif job.state is JobState.QUEUED and first_time:
+            # Never adopted: a status that lags the PrintFailed event of a requeued job looks the same.
+            # The printer is busy either way, so nothing else starts there meanwhile.
+            log.warning("printer=%s prints %s of job=%d, which is queued", name, status.file, job_id)
+        elif first_time:  # the frames that trail a job's end ("Finishing")
+            log.debug("printer=%s still reports %s of job=%d (%s)", name, status.file, job_id, job.state)
 
     # --- outcomes ------------------------------------------------------------------------------------
 
@@ -362,9 +363,11 @@ class Dispatcher:
             f": {detail}" if detail else "",
         )
 
-    async def _fail(self, coordinator: PrinterCoordinator, job: Job, reason: str, kind: str) -> None:
-        """Failed, then back to the queue if the retry policy for this kind of failure allows."""
+    async def _fail(self, coordinator: PrinterCoordinator, job: Job, reason: str, kind: str | None) -> None:
+        """Failed, then back to the queue if the retry policy for this kind ("error", "offline") allows."""
         await self._finish(coordinator, job, JobState.FAILED, reason)
+        if kind is None:
+            return
         budget = self.settings.retry_after_error if kind == "error" else self.settings.retry_after_offline
         events = await self.store.call(self.store.sync.events, job.id)
         failures = sum(1 for e in events if e.state is JobState.FAILED)

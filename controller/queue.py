@@ -16,7 +16,7 @@ from controller.config import Config
 from controller.files import FileStore, StoredFile
 from controller.fleet import Fleet, PrinterCoordinator
 from controller.gcode import GcodeError, GcodeInfo, read_gcode_info
-from controller.jobs import Job, JobState, Requirements
+from controller.jobs import ACTIVE_STATES, Job, JobState, Requirements
 from controller.scheduler import PrinterSlot, explain_unprintable
 from controller.store import AsyncStore, NotFound
 from devices.errors import DeviceBusy, DeviceError
@@ -204,6 +204,12 @@ class JobQueue:
         coordinator = self.fleet.get(printer)
         if coordinator is None:
             raise NotFound(f"no printer named {printer!r}")
+        active = await self.store.call(self.store.sync.list_jobs, ACTIVE_STATES)
+        running = [job for job in active if job.printer == printer]
+        if running:
+            # The printer may look idle a moment before its job's end is recorded; clearing then
+            # would be undone when it is.
+            raise JobConflict(f"printer {printer!r} still has job {running[0].id} ({running[0].state})")
         if not coordinator.clear():
             state = "clear already" if coordinator.bed_clear else str(coordinator.status.state)
             raise JobConflict(f"printer {printer!r} is {state}: nothing to clear")

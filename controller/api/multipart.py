@@ -92,7 +92,8 @@ class StreamingForm:
 
     def _header_end(self) -> None:
         name = self._header_field.decode("latin-1").strip().lower()
-        self._headers[name] = self._header_value.decode("utf-8", "replace").strip()
+        # latin-1 keeps the bytes as they are; names inside are UTF-8, decoded in _headers_finished.
+        self._headers[name] = self._header_value.decode("latin-1").strip()
         self._header_field.clear()
         self._header_value.clear()
 
