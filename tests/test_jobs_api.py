@@ -94,7 +94,8 @@ async def test_bad_submissions_get_a_clear_4xx_and_change_nothing(
         boundary = "b0undary"
         late_field = (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.gcode"\r\n\r\n'
-            f'G1 X1\r\n--{boundary}\r\nContent-Disposition: form-data; name="copies"\r\n\r\n2\r\n--{boundary}--\r\n'
+            f"G1 X1\r\n--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="copies"\r\n\r\n2\r\n--{boundary}--\r\n'
         )
         resp = await farm.api.post(
             "/api/v1/jobs",
