@@ -250,6 +250,7 @@ async def bench(args: argparse.Namespace, work: Path, peers: list[OctoPrintPeer]
         stop_daemon(proc)
     report(args, farm, base_s, big_result, big.stat().st_size / 2**20)
     log = (work / "daemon.log").read_text().splitlines()
+    Path("/tmp/dispatch-daemon.log").write_text("\n".join(log))  # XXX
     odd = [line for line in log if " WARNING " in line or " ERROR " in line]
     for line in odd[:10]:
         print(f"  daemon log: {line}")

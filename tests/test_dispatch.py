@@ -201,3 +201,32 @@ async def _wait_printer(farm: Farm, name: str, state: str, timeout: float = 30) 
     async with asyncio.timeout(timeout):
         while (await farm.printers())[name]["state"] != state:
             await asyncio.sleep(0.2)
+
+
+async def test_printer_offline_mid_print_fails_the_job_after_the_grace_period(
+    octoprint: OctoPrintFactory, tmp_path: Path
+) -> None:
+    a, b = octoprint(2)
+    specs = [PrinterSpec("a", a.url, a.api_key), PrinterSpec("b", b.url, b.api_key)]
+    sections = FAST + "offline_grace = 3.0\nretry_after_offline = 0\n"
+    config = config_for(tmp_path, specs, tokens=TOKENS, sections=sections)
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        await farm.clear_all()
+        (lost,) = await farm.submit(print_file(tmp_path / "lost.gcode", seconds=30), printer="a")
+        (kept,) = await farm.submit(print_file(tmp_path / "kept.gcode", seconds=8), printer="b")
+        await farm.wait_job(lost["id"], {"printing"}, 30)
+        await farm.wait_job(kept["id"], {"printing"}, 30)
+        a.kill()  # the host dies mid-print
+        await _wait_printer(farm, "a", "offline")
+        # Still printing as far as anyone knows, within the grace period ...
+        assert (await farm.job(lost["id"]))["state"] == "printing"
+        failed = await farm.wait_job(lost["id"], {"failed", "queued"}, 30)
+        # ... then failed, and not requeued (retry_after_offline = 0), while b finishes its print.
+        assert failed["state"] == "failed"
+        assert "offline for more than 3s" in failed["error"]
+        assert (await farm.wait_job(kept["id"], {"completed"}, 30))["printer"] == "b"
+        await asyncio.sleep(1)
+        assert (await farm.job(lost["id"]))["state"] == "failed"
+        # The host comes back idle: the half print is still on the bed.
+        await asyncio.to_thread(a.restart)
+        await _wait_printer(farm, "a", "awaiting_clear", 60)
