@@ -15,16 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -33,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from controller.cli import MultipartBody  # noqa: E402
 from controller.jobs import remote_name  # noqa: E402
-from devices.localproc import free_port  # noqa: E402
+from devices.localproc import LocalProcess, free_port  # noqa: E402
 from devices.octoprint import OctoPrintClient  # noqa: E402
 from tests.farm import print_file  # noqa: E402
 from tests.helpers import PrinterSpec, write_config  # noqa: E402
@@ -77,35 +74,12 @@ def big_gcode(path: Path, mib: float) -> Path:
     return path
 
 
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "controller", "run", "--config", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-
-
-def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM our PID, SIGKILL if it has not exited after 20 s."""
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
-async def wait_farm(api: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
+async def wait_farm(api: httpx.AsyncClient, daemon: LocalProcess) -> None:
     """Until every printer is connected; then confirm each bed (a fresh farm knows none)."""
     async with asyncio.timeout(90):
         while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with status {proc.returncode}")
+            if not daemon.running():
+                raise RuntimeError(f"the daemon exited:\n{daemon.log_tail()}")
             with contextlib.suppress(httpx.TransportError):
                 resp = await api.get("/api/v1/printers")
                 states = {p["name"]: p["state"] for p in resp.json()} if resp.status_code == 200 else {}
@@ -128,8 +102,8 @@ async def clear_bed(api: httpx.AsyncClient, name: str, timeout: float = 60.0) ->
         raise RuntimeError(f"{name}: clear answered {resp.status_code}: {resp.text}")
 
 
-async def submit(api: httpx.AsyncClient, path: Path, printer: str) -> dict[str, Any]:
-    """POST the file as one job pinned to `printer`, streamed from disk."""
+async def submit(api: httpx.AsyncClient, path: Path, printer: str) -> int:
+    """POST the file, streamed from disk, as one job pinned to `printer`; its job id."""
     with path.open("rb") as f:
         body = MultipartBody({"printer": printer}, f, path.name)
 
@@ -141,8 +115,7 @@ async def submit(api: httpx.AsyncClient, path: Path, printer: str) -> dict[str, 
         resp = await api.post("/api/v1/jobs", content=chunks(), headers=headers, timeout=_API_TIMEOUT)
     if resp.status_code != 201:
         raise RuntimeError(f"submit of {path.name} answered {resp.status_code}: {resp.text}")
-    job: dict[str, Any] = resp.json()["jobs"][0]
-    return job
+    return int(resp.json()["jobs"][0]["id"])
 
 
 async def until_printing(client: OctoPrintClient, file_name: str, start: float) -> float:
@@ -155,30 +128,38 @@ async def until_printing(client: OctoPrintClient, file_name: str, start: float) 
             await asyncio.sleep(POLL_S)
 
 
-async def via_farmctl(api: httpx.AsyncClient, client: OctoPrintClient, path: Path, printer: str) -> float:
+async def one_print(
+    api: httpx.AsyncClient, client: OctoPrintClient, path: Path, printer: str, direct: str | None
+) -> tuple[float, float]:
+    """(start → printing, start → request answered) through farmctl, or straight to OctoPrint as `direct`."""
     start = time.perf_counter()
-    job = await submit(api, path, printer)
-    elapsed = await until_printing(client, remote_name(job["id"], path.name), start)
-    await clear_bed(api, printer)
-    return elapsed
-
-
-async def direct(
-    api: httpx.AsyncClient, client: OctoPrintClient, path: Path, printer: str, run: int
-) -> float:
-    name = f"direct-{run}.gcode"
-    start = time.perf_counter()
-    result = await client.upload(path, name, select=True, start=True)
-    if not result.started:
-        raise RuntimeError(f"{printer}: OctoPrint did not start {name}")
+    if direct is None:
+        name = remote_name(await submit(api, path, printer), path.name)
+    else:
+        name = direct
+        if not (await client.upload(path, name, select=True, start=True)).started:
+            raise RuntimeError(f"{printer}: OctoPrint did not start {name}")
+    sent = time.perf_counter() - start
     elapsed = await until_printing(client, name, start)
-    await clear_bed(api, printer)  # the daemon saw a print it did not start: the bed is used
-    return elapsed
+    await clear_bed(api, printer)  # after a direct print too: the daemon saw a print it did not start
+    return elapsed, sent
+
+
+@dataclass(frozen=True)
+class BigUpload:
+    """One large submit: the daemon's RSS in MiB, and how long each step took in seconds."""
+
+    rss_before: float
+    rss_peak: float
+    hwm: float
+    submit: float
+    printing: float
+    cancel: float
 
 
 async def big_upload(
     api: httpx.AsyncClient, client: OctoPrintClient, pid: int, path: Path, printer: str
-) -> dict[str, float]:
+) -> BigUpload:
     samples: list[float] = []
 
     async def sample() -> None:
@@ -192,28 +173,22 @@ async def big_upload(
         start = time.perf_counter()
         job = await submit(api, path, printer)
         submitted = time.perf_counter() - start
-        printing = await until_printing(client, remote_name(job["id"], path.name), start)
+        printing = await until_printing(client, remote_name(job, path.name), start)
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
     hwm = status_mib(pid, "VmHWM")
     cancel_start = time.perf_counter()
-    resp = await api.post(f"/api/v1/jobs/{job['id']}/cancel")
+    resp = await api.post(f"/api/v1/jobs/{job}/cancel")
     if resp.status_code != 200:
         raise RuntimeError(f"cancel answered {resp.status_code}: {resp.text}")
     async with asyncio.timeout(60):
         while (snap := await client.snapshot()).flags.printing or snap.flags.cancelling:
             await asyncio.sleep(POLL_S)
-    return {
-        "before": before,
-        "peak": max(samples),
-        "hwm": hwm if hwm > hwm_before else float("nan"),
-        "submit": submitted,
-        "printing": printing,
-        "cancel": time.perf_counter() - cancel_start,
-        "samples": len(samples),
-    }
+    cancelled = time.perf_counter() - cancel_start
+    hwm = hwm if hwm > hwm_before else float("nan")  # else the peak was before the submit
+    return BigUpload(before, max(samples), hwm, submitted, printing, cancelled)
 
 
 async def bench(args: argparse.Namespace, work: Path, peers: list[OctoPrintPeer]) -> None:
@@ -224,58 +199,59 @@ async def bench(args: argparse.Namespace, work: Path, peers: list[OctoPrintPeer]
     token = (work / "farm/etc/secrets/ops.token").read_text().strip()
     short = print_file(work / "short.gcode", seconds=1)
     big = big_gcode(work / "big.gcode", args.big_mib)
-    proc = start_daemon(config, work / "daemon.log")
+    argv = [sys.executable, "-m", "controller", "run", "--config", str(config)]
+    daemon = LocalProcess("farmctl", argv, work, env={"PYTHONPATH": str(ROOT)})  # stop(): SIGTERM, then KILL
     clients = [OctoPrintClient(p.url, p.api_key) for p in peers]
     try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-            trust_env=False,
-        ) as api:
-            await wait_farm(api, proc)
-            farm: list[float] = []
-            base_s: list[float] = []
+        daemon.start()
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url, headers=auth, timeout=30, trust_env=False) as api:
+            await wait_farm(api, daemon)
+            farm: list[tuple[float, float]] = []
+            base: list[tuple[float, float]] = []
             for run in range(args.runs + 1):  # run 0 warms both paths up and is not counted
                 i = run % len(specs)
-                f = await via_farmctl(api, clients[i], short, specs[i].name)
-                d = await direct(api, clients[i], short, specs[i].name, run)
+                f = await one_print(api, clients[i], short, specs[i].name, None)
+                d = await one_print(api, clients[i], short, specs[i].name, f"direct-{run}.gcode")
                 if run:
                     farm.append(f)
-                    base_s.append(d)
-            big_result = await big_upload(api, clients[0], proc.pid, big, specs[0].name)
+                    base.append(d)
+            big_result = await big_upload(api, clients[0], daemon.pid, big, specs[0].name)
     finally:
         for client in clients:
             await client.close()
-        stop_daemon(proc)
-    report(args, farm, base_s, big_result, big.stat().st_size / 2**20)
-    log = (work / "daemon.log").read_text().splitlines()
-    Path("/tmp/dispatch-daemon.log").write_text("\n".join(log))  # XXX
-    odd = [line for line in log if " WARNING " in line or " ERROR " in line]
-    for line in odd[:10]:
-        print(f"  daemon log: {line}")
+        daemon.stop(20)
+    report(farm, base, big_result, big.stat().st_size / 2**20)
+    for line in daemon.log_path.read_text().splitlines():
+        if " WARNING " in line or " ERROR " in line:  # anything the daemon found odd during the run
+            print(f"  daemon log: {line}")
+
+
+def ms(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values) * 1000:4.0f} ms, p90 {p90(values) * 1000:4.0f} ms"
+        f" (min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})"
+    )
 
 
 def report(
-    args: argparse.Namespace, farm: list[float], base: list[float], big: dict[str, float], size: float
+    farm: list[tuple[float, float]], base: list[tuple[float, float]], big: BigUpload, size: float
 ) -> None:
-    fm, dm = statistics.median(farm), statistics.median(base)
+    fm, dm = statistics.median(f for f, _ in farm), statistics.median(d for d, _ in base)
+    print(f"submit -> printing via farmctl, {len(farm)} runs : {ms([f for f, _ in farm])}")
+    print(f"  of which POST /api/v1/jobs until 201      : {ms([s for _, s in farm])}")
+    print(f"upload -> printing, OctoPrint only (baseline): {ms([d for d, _ in base])}")
+    print(f"  of which POST /api/files/local until 201  : {ms([s for _, s in base])}")
+    print(f"farmctl / direct: ratio {fm / dm:.2f}x at the median, the queue adds {(fm - dm) * 1000:.0f} ms")
+    growth = big.rss_peak - big.rss_before
     print(
-        f"submit -> printing via farmctl    : median {fm * 1000:.0f} ms, p90 {p90(farm) * 1000:.0f} ms"
-        f" over {args.runs} runs (min {min(farm) * 1000:.0f}, max {max(farm) * 1000:.0f})"
+        f"{size:.1f} MiB G-code: submit request {big.submit:.2f} s (upload + metadata scan),"
+        f" submit -> printing {big.printing:.2f} s, cancel -> stopped {big.cancel:.2f} s"
     )
     print(
-        f"upload -> printing, OctoPrint only: median {dm * 1000:.0f} ms, p90 {p90(base) * 1000:.0f} ms"
-        f" (baseline)  -> ratio {fm / dm:.1f}x, +{(fm - dm) * 1000:.0f} ms at the median"
-    )
-    growth = big["peak"] - big["before"]
-    print(
-        f"{size:.1f} MiB G-code: submit request {big['submit']:.2f} s (upload + metadata scan),"
-        f" submit -> printing {big['printing']:.2f} s, cancel -> stopped {big['cancel']:.2f} s"
-    )
-    print(
-        f"daemon RSS: before {big['before']:.1f} MiB, peak {big['peak']:.1f} MiB"
-        f" ({big['samples']:.0f} samples; VmHWM {big['hwm']:.1f}), growth {growth:.1f} MiB"
+        f"daemon RSS: before {big.rss_before:.1f} MiB, peak {big.rss_peak:.1f} MiB"
+        f" (VmHWM {big.hwm:.1f}), growth {growth:.1f} MiB"
         f" = {growth / size * 100:.1f}% of the file size"
     )
 

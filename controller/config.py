@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -149,6 +149,98 @@ class PrinterConfig(_Section):
         return value
 
 
+class MqttConfig(_Section):
+    """`[mqtt]`: the broker sensors publish to. Without this section, no sensor ingest."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, gt=0, lt=65536)
+    client_id: str = Field("farmctl", pattern=_NAME)
+    username: str | None = None
+    password_file: Path | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    keepalive: int = Field(30, ge=5, le=3600)
+    reconnect_max: float = Field(30.0, gt=0, le=3600)
+    _password: SecretStr | None = PrivateAttr(default=None)
+    _ca_path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def password(self) -> str | None:
+        return self._password.get_secret_value() if self._password else None
+
+    @property
+    def ca_path(self) -> Path | None:
+        """ca_file resolved against the config file's folder."""
+        return self._ca_path or self.ca_file
+
+
+class FieldMapConfig(_Section):
+    """One number picked from a JSON payload (profile = "json")."""
+
+    path: str = Field(min_length=1)
+    field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    scale: float = 1.0
+
+
+SensorProfile = Literal["tasmota", "shelly", "zigbee2mqtt", "esphome", "json"]
+SensorKind = Literal["power", "energy", "voltage", "current", "weight", "temperature", "humidity"]
+
+
+class SensorConfig(_Section):
+    """`[[sensors]]`: one plug, scale or room sensor on MQTT, bound to a printer or a location."""
+
+    id: str = Field(pattern=_NAME)
+    topic: str = Field(min_length=1, max_length=256)
+    profile: SensorProfile
+    printer: str | None = None
+    location: str | None = Field(None, pattern=_NAME)
+    kind: SensorKind | None = None
+    measurement: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    fields: list[FieldMapConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _profile_needs(self) -> Self:
+        if self.profile == "esphome" and self.kind is None:
+            raise ValueError("an esphome sensor needs kind (power, energy, weight, temperature, …)")
+        if self.profile == "json" and (not self.measurement or not self.fields):
+            raise ValueError("a json sensor needs measurement and at least one [[sensors.fields]]")
+        return self
+
+
+class InfluxConfig(_Section):
+    """`[influx]`: where printers, sensors and jobs are written. Without this section, nothing is."""
+
+    api: Literal["v1", "v2"] = "v1"
+    url: str = Field("http://127.0.0.1:8086", pattern=r"^https?://[^/\s]+(/\S*)?$")
+    # v2 (InfluxDB 2.x/3.x, 1.8+, VictoriaMetrics)
+    org: str = ""
+    bucket: str = ""
+    token_file: Path | None = None
+    # v1 (InfluxDB 1.x)
+    database: str = "farm"
+    retention_policy: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    flush_interval: float = Field(1.0, gt=0, le=600)
+    timeout: float = Field(10.0, gt=0, le=300)
+    retry_max: float = Field(30.0, gt=0, le=3600)
+    spool_max_mb: float = Field(256.0, gt=0, le=65536)
+    printer_interval: float = Field(10.0, gt=0, le=3600)
+    _secret: SecretStr | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _api_needs(self) -> Self:
+        if self.api == "v2" and (not self.bucket or self.token_file is None):
+            raise ValueError('api = "v2" needs bucket and token_file (and org for InfluxDB 2.x)')
+        return self
+
+    @property
+    def secret(self) -> str | None:
+        """The v2 token or the v1 password."""
+        return self._secret.get_secret_value() if self._secret else None
+
+
 class Config(_Section):
     """The whole farmctl.toml."""
 
@@ -156,10 +248,20 @@ class Config(_Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     printers: list[PrinterConfig] = Field(default_factory=list)
+    mqtt: MqttConfig | None = None
+    sensors: list[SensorConfig] = Field(default_factory=list)
+    influx: InfluxConfig | None = None
 
     @model_validator(mode="after")
     def _unique_printers(self) -> Self:
         _require_unique([p.name for p in self.printers], "printer name")
+        _require_unique([s.id for s in self.sensors], "sensor id")
+        names = {p.name for p in self.printers}
+        for sensor in self.sensors:
+            if sensor.printer is not None and sensor.printer not in names:
+                raise ValueError(f"sensor {sensor.id!r}: no printer named {sensor.printer!r}")
+        if self.sensors and self.mqtt is None:
+            raise ValueError("[[sensors]] need an [mqtt] section")
         return self
 
 
@@ -272,6 +374,18 @@ def _read_secrets(config: Config, base: Path, path: Path) -> None:
     for token in config.api.tokens:
         key = f"api.tokens[{token.name!r}].token_file"
         token._token = _read_secret(token.token_file, base, key, path)
+    if config.mqtt is not None and config.mqtt.password_file is not None:
+        config.mqtt._password = _read_secret(config.mqtt.password_file, base, "mqtt.password_file", path)
+    if config.mqtt is not None and config.mqtt.ca_file is not None:
+        ca = config.mqtt.ca_file if config.mqtt.ca_file.is_absolute() else base / config.mqtt.ca_file
+        if config.mqtt.tls and not ca.is_file():
+            raise ConfigError(f"{path}: mqtt.ca_file: no such file {ca}")
+        config.mqtt._ca_path = ca
+    if config.influx is not None:
+        secret_file = config.influx.token_file if config.influx.api == "v2" else config.influx.password_file
+        if secret_file is not None:
+            key = "influx.token_file" if config.influx.api == "v2" else "influx.password_file"
+            config.influx._secret = _read_secret(secret_file, base, key, path)
     tokens = [t.token for t in config.api.tokens]
     if len(set(tokens)) != len(tokens):
         raise ConfigError(f"{path}: api.tokens: two tokens share the same secret")

@@ -9,15 +9,17 @@ import signal
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import uvicorn
 from fastapi import FastAPI
 
 from controller.api.app import create_app
-from controller.config import EX_CONFIG, EX_UNAVAILABLE, ApiConfig, Config
+from controller.api.metrics import MetricSources
+from controller.config import EX_CONFIG, EX_UNAVAILABLE, ApiConfig, Config, InfluxConfig
 from controller.dispatch import Dispatcher
 from controller.files import FileStore
 from controller.fleet import Fleet, fleet_session
@@ -25,6 +27,11 @@ from controller.queue import JobQueue
 from controller.sdnotify import Notifier
 from controller.store import AsyncStore, Store
 from controller.tasks import run_until_stopped
+from controller.telemetry.farm import FarmTelemetry
+from controller.telemetry.ingest import MqttIngest
+from controller.telemetry.spool import Spool
+from controller.telemetry.writer import TelemetryWriter
+from devices.influx import V1Writer, V2Writer, Writer
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +139,12 @@ async def _serve(
     queue = JobQueue(config, store, files, fleet)
     dispatcher = Dispatcher(store, files, fleet, config.jobs)
     queue.on_change.append(dispatcher.wake)
-    server = ApiServer(create_app(config, queue), config.api)
+    sources = MetricSources(fleet, store)
+    telemetry = _telemetry(config, fleet, store, sources)
+    server = ApiServer(create_app(config, queue, sources), config.api)
     async with asyncio.TaskGroup() as tg:
+        for name, runner in telemetry:
+            tg.create_task(runner(stop), name=name)
         for name, coordinator in fleet.coordinators.items():
             tg.create_task(coordinator.run(stop), name=f"printer:{name}")
         tg.create_task(dispatcher.run(stop, tg), name="dispatcher")
@@ -150,3 +161,56 @@ async def _serve(
         await stop.wait()
         notifier.notify("STOPPING=1")
         log.info("stopping")
+
+
+Runner = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def _telemetry(
+    config: Config, fleet: Fleet, store: AsyncStore, sources: MetricSources
+) -> list[tuple[str, Runner]]:
+    """The writer, the MQTT ingest and the printer/job points, as far as the config asks for them."""
+    runners: list[tuple[str, Runner]] = []
+    influx = config.influx
+    if influx is not None:
+        spool = Spool(config.controller.state_dir / "spool", int(influx.spool_max_mb * 2**20))
+        writer = TelemetryWriter(
+            _influx_writer(influx),
+            spool,
+            batch_size=influx.batch_size,
+            flush_interval=influx.flush_interval,
+            retry_max=influx.retry_max,
+        )
+        sources.writer = writer
+        runners.append(("telemetry-writer", writer.run))
+        farm = FarmTelemetry(fleet, store, writer.put, interval=influx.printer_interval)
+        runners.append(("farm-telemetry", farm.run))
+    if config.mqtt is not None and config.sensors:
+        out = sources.writer.put if sources.writer is not None else _discard
+        ingest = MqttIngest(config.mqtt, config.sensors, out)
+        sources.ingest = ingest
+        runners.append(("mqtt-ingest", ingest.run))
+    return runners
+
+
+def _influx_writer(influx: InfluxConfig) -> Writer:
+    if influx.api == "v2":
+        return V2Writer(
+            influx.url,
+            token=influx.secret or "",
+            org=influx.org,
+            bucket=influx.bucket,
+            timeout=influx.timeout,
+        )
+    return V1Writer(
+        influx.url,
+        influx.database,
+        retention_policy=influx.retention_policy,
+        username=influx.username,
+        password=influx.secret,
+        timeout=influx.timeout,
+    )
+
+
+async def _discard(line: str) -> None:
+    """Sensor ingest without a database: readings are decoded and counted, not stored."""

@@ -285,6 +285,37 @@ class Store:
             for r in rows
         ]
 
+    def events_after(self, event_id: int, limit: int = 500) -> list[tuple[int, JobEvent, Job]]:
+        """Job events newer than `event_id`, oldest first, each with its job as it is now."""
+        rows = self._db.execute(
+            "SELECT e.id AS event_id, e.job_id AS e_job, e.at AS e_at, e.state AS e_state,"
+            " e.printer AS e_printer, e.detail AS e_detail, j.*"
+            " FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE e.id > ? ORDER BY e.id LIMIT ?",
+            (event_id, limit),
+        )
+        return [
+            (
+                r["event_id"],
+                JobEvent(
+                    r["e_job"],
+                    datetime.fromisoformat(r["e_at"]),
+                    JobState(r["e_state"]),
+                    r["e_printer"],
+                    r["e_detail"],
+                ),
+                _job(r),
+            )
+            for r in rows
+        ]
+
+    def last_event_id(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM job_events").fetchone()[0])
+
+    def count_jobs(self) -> dict[JobState, int]:
+        """How many jobs are in each state."""
+        rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        return {JobState(r["state"]): int(r["n"]) for r in rows}
+
     def set_bed_clear(self, printer: str, clear: bool) -> None:
         """Durably record whether a printer's bed is clear (unknown after a restart = not clear)."""
         self._run(

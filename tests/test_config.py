@@ -40,16 +40,39 @@ api_key_file = "p.key"
 def test_example_config_loads_and_documents_every_option(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, tmp_path / "farmctl.toml")
     (tmp_path / "secrets").mkdir()
-    for name in ("frontdesk.token", "operator.token", "mk4-1.key", "ender-2.key"):
+    for name in (
+        "frontdesk.token",
+        "operator.token",
+        "mk4-1.key",
+        "ender-2.key",
+        "mqtt.password",
+        "influx.password",
+    ):
         (tmp_path / "secrets" / name).write_text(f"secret-{name}\n")
     config = load_config(tmp_path / "farmctl.toml", env={})
     assert [p.name for p in config.printers] == ["mk4-1", "ender-2"]
     assert config.printers[0].api_key == "secret-mk4-1.key"
     assert config.api.tokens[1].role is Role.OPERATOR
     text = EXAMPLE.read_text()
-    for section in (config.controller, config.api, config.printers[0], config.api.tokens[0]):
+    assert config.mqtt is not None
+    assert config.mqtt.password == "secret-mqtt.password"
+    assert config.influx is not None
+    assert config.influx.secret == "secret-influx.password"
+    assert [s.profile for s in config.sensors] == ["tasmota", "json", "esphome", "zigbee2mqtt"]
+    sections = (
+        config.controller,
+        config.api,
+        config.jobs,
+        config.printers[0],
+        config.api.tokens[0],
+        config.mqtt,
+        config.sensors[0],
+        config.sensors[1].fields[0],
+        config.influx,
+    )
+    for section in sections:
         for key in type(section).model_fields:
-            if key not in ("tokens",):
+            if key not in ("tokens", "fields"):
                 assert f"\n{key} = " in text, f"{key} is not documented in the example"
 
 

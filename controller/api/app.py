@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from controller.api import jobs, printers
+from controller.api import jobs, metrics, printers
 from controller.api.auth import TokenRegistry
 from controller.api.multipart import FormError
 from controller.config import Config
@@ -45,8 +45,8 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def create_app(config: Config, queue: JobQueue) -> FastAPI:
-    """The API app for one daemon: its queue, fleet and tokens."""
+def create_app(config: Config, queue: JobQueue, sources: metrics.MetricSources | None = None) -> FastAPI:
+    """The API app for one daemon: its queue, fleet, tokens and what /metrics reports."""
     app = FastAPI(
         title="farmctl",
         version="1",
@@ -54,6 +54,7 @@ def create_app(config: Config, queue: JobQueue) -> FastAPI:
     )
     app.state.fleet = queue.fleet
     app.state.queue = queue
+    app.state.metrics = sources or metrics.MetricSources(queue.fleet, queue.store)
     app.state.tokens = TokenRegistry(config.api.tokens)
 
     @app.exception_handler(StarletteHTTPException)
@@ -81,6 +82,7 @@ def create_app(config: Config, queue: JobQueue) -> FastAPI:
 
     app.include_router(printers.router)
     app.include_router(jobs.router)
+    app.include_router(metrics.router)
     return app
 
 

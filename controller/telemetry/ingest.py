@@ -1,0 +1,161 @@
+"""MQTT sensor ingest: a persistent QoS 1 session, each message decoded by its sensor's profile into
+points for the telemetry writer. A bad message is counted and logged (at most once a minute per
+sensor); nothing a device sends can stop the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from controller.config import MqttConfig, SensorConfig
+from controller.fleet import Backoff
+from controller.tasks import run_until_stopped
+from devices.influx import Point, to_line
+from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, decode, topic_matches
+
+log = logging.getLogger(__name__)
+
+REJECT_LOG_INTERVAL_S = 60.0
+
+
+@dataclass
+class IngestStats:
+    """Counters for /metrics."""
+
+    received: int = 0
+    decoded: int = 0
+    rejected: int = 0
+    unmatched: int = 0
+    points: int = 0
+    connected: bool = False
+    rejected_by_sensor: dict[str, int] = field(default_factory=dict)
+
+
+def sensor_spec(sensor: SensorConfig) -> SensorSpec:
+    """The decoder's view of a configured sensor; printer and location become tags."""
+    tags = {k: v for k, v in (("printer", sensor.printer), ("location", sensor.location)) if v}
+    return SensorSpec(
+        id=sensor.id,
+        profile=Profile(sensor.profile),
+        topic=sensor.topic,
+        measurement=sensor.measurement,
+        kind=sensor.kind,
+        fields=tuple(FieldMap(f.path, f.field, f.scale) for f in sensor.fields),
+        tags=tags,
+    )
+
+
+class MqttIngest:
+    """Subscribes to every sensor's topic and hands each decoded reading to `out` as a line."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        sensors: list[SensorConfig],
+        out: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.config = config
+        self.specs = [sensor_spec(s) for s in sensors]
+        self.filters = sorted({s.topic for s in self.specs})
+        self.out = out
+        self.stats = IngestStats()
+        self._last_reject_log: dict[str, float] = {}
+
+    def _tls(self) -> aiomqtt.TLSParameters | None:
+        if not self.config.tls:
+            return None
+        ca = self.config.ca_path
+        return aiomqtt.TLSParameters(
+            ca_certs=str(ca) if ca else None, cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await run_until_stopped(stop, self._loop())
+
+    async def _loop(self) -> None:
+        backoff = Backoff(1.0, self.config.reconnect_max)
+        down_since: float | None = None
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.config.host,
+                    self.config.port,
+                    identifier=self.config.client_id,
+                    clean_session=False,  # the broker keeps our QoS 1 messages while we are away
+                    username=self.config.username,
+                    password=self.config.password,
+                    tls_params=self._tls(),
+                    keepalive=self.config.keepalive,
+                    max_queued_incoming_messages=10_000,
+                ) as client:
+                    for topic_filter in self.filters:
+                        await client.subscribe(topic_filter, qos=1)
+                    self.stats.connected = True
+                    if down_since is not None:
+                        log.info("mqtt broker back after %.0fs", time.monotonic() - down_since)
+                    else:
+                        log.info(
+                            "mqtt connected to %s:%d, %d topics",
+                            self.config.host,
+                            self.config.port,
+                            len(self.filters),
+                        )
+                    down_since = None
+                    backoff.reset()
+                    async for message in client.messages:
+                        await self.handle(str(message.topic), _bytes(message.payload))
+            except aiomqtt.MqttError as exc:
+                self.stats.connected = False
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.warning("mqtt broker %s:%d unreachable: %s", self.config.host, self.config.port, exc)
+                await asyncio.sleep(backoff.next())
+
+    async def handle(self, topic: str, payload: bytes) -> None:
+        """Decode one message for every sensor whose topic matches; count what cannot be used."""
+        self.stats.received += 1
+        matched = [spec for spec in self.specs if topic_matches(spec.topic, topic)]
+        if not matched:
+            self.stats.unmatched += 1
+            return
+        received_ns = time.time_ns()
+        for spec in matched:
+            try:
+                readings = decode(spec, topic, payload)
+            except PayloadError as exc:
+                self._rejected(spec.id, topic, exc)
+                continue
+            self.stats.decoded += 1
+            for reading in readings:
+                when = int(reading.time.timestamp() * 1e9) if reading.time else received_ns
+                tags = {"sensor": spec.id, **reading.tags}
+                try:
+                    line = to_line(Point(reading.measurement, tags, dict(reading.fields), when))
+                except ValueError as exc:
+                    self._rejected(spec.id, topic, exc)
+                    continue
+                await self.out(line)
+                self.stats.points += 1
+
+    def _rejected(self, sensor: str, topic: str, exc: Exception) -> None:
+        self.stats.rejected += 1
+        count = self.stats.rejected_by_sensor.get(sensor, 0) + 1
+        self.stats.rejected_by_sensor[sensor] = count
+        now = time.monotonic()
+        if now - self._last_reject_log.get(sensor, -REJECT_LOG_INTERVAL_S) >= REJECT_LOG_INTERVAL_S:
+            self._last_reject_log[sensor] = now
+            log.warning("sensor=%s topic=%s message refused (%d so far): %s", sensor, topic[:120], count, exc)
+
+
+def _bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if payload is None:
+        return b""
+    return str(payload).encode()

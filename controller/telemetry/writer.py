@@ -1,0 +1,176 @@
+"""The telemetry writer: batches points by size and age, writes them to InfluxDB, and spools them to
+disk while the database is unreachable (replayed in order once it answers again).
+
+Producers `await put(line)` into a bounded queue, so a flood slows the producer down instead of
+growing memory; during an outage batches go to the bounded disk spool, so the queue keeps draining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from controller.fleet import Backoff
+from controller.tasks import run_until_stopped
+from controller.telemetry.spool import Spool
+from devices.influx import InfluxAuthError, InfluxRejected, InfluxUnavailable, Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriterStats:
+    """Counters for /metrics."""
+
+    written: int = 0
+    spooled: int = 0
+    rejected: int = 0  # points the database refused (dropped, counted)
+    queued: int = 0
+
+
+class TelemetryWriter:
+    """One per daemon; `run(stop)` in the TaskGroup. On stop, what is queued is written or spooled."""
+
+    def __init__(
+        self,
+        writer: Writer,
+        spool: Spool,
+        *,
+        batch_size: int = 5000,
+        flush_interval: float = 1.0,
+        queue_size: int = 50_000,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.writer = writer
+        self.spool = spool
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.stats = WriterStats()
+        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self._backoff = Backoff(min(1.0, retry_max), retry_max)
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._last_reject_log = 0.0
+
+    @property
+    def spool_lines(self) -> int:
+        return self.spool.lines
+
+    async def put(self, line: str) -> None:
+        """Queue one line-protocol line; waits while the queue is full."""
+        await self._queue.put(line)
+        self.stats.queued += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await run_until_stopped(stop, self._loop())
+        finally:
+            await self._final_flush()
+            await self.writer.close()
+
+    async def _loop(self) -> None:
+        while True:
+            batch = await self._collect()
+            if batch:
+                await self._handle(batch)
+            if self.spool and time.monotonic() >= self._retry_at:
+                await self._drain()
+
+    async def _collect(self) -> list[str]:
+        """Up to batch_size lines, at most flush_interval after the first; [] when a retry is due."""
+        first_timeout = max(0.0, self._retry_at - time.monotonic()) if self.spool else None
+        try:
+            batch = [await asyncio.wait_for(self._queue.get(), first_timeout)]
+        except TimeoutError:
+            return []
+        deadline = time.monotonic() + self.flush_interval  # a batch's age counts from its first line
+        while len(batch) < self.batch_size:
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            remaining = deadline - time.monotonic()
+            if len(batch) >= self.batch_size or remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _handle(self, batch: list[str]) -> None:
+        if self.spool or self._down_since is not None:
+            # Keep order: while anything is spooled, new lines queue up behind it on disk.
+            await self._to_spool(batch)
+            return
+        try:
+            await self._write(batch)
+        except InfluxUnavailable as exc:
+            self._went_down(exc)
+            await self._to_spool(batch)
+
+    async def _drain(self) -> None:
+        """Replay the spool oldest first until it is empty or the database fails again."""
+        while True:
+            segment = await asyncio.to_thread(self.spool.oldest)
+            if segment is None:
+                break
+            path, lines = segment
+            try:
+                for start in range(0, len(lines), self.batch_size):
+                    await self._write(lines[start : start + self.batch_size])
+            except InfluxUnavailable as exc:
+                self._went_down(exc)
+                return
+            await asyncio.to_thread(self.spool.remove, path)
+        if self._down_since is not None:
+            log.info(
+                "telemetry database back after %.0fs; spool replayed", time.monotonic() - self._down_since
+            )
+        self._down_since = None
+        self._backoff.reset()
+
+    async def _write(self, lines: list[str]) -> None:
+        """Write, splitting a refused batch to drop only the bad points. Raises InfluxUnavailable."""
+        try:
+            await self.writer.write(lines)
+        except InfluxRejected as exc:
+            if len(lines) == 1:
+                self.stats.rejected += 1
+                now = time.monotonic()
+                if now - self._last_reject_log > 60:
+                    self._last_reject_log = now
+                    log.warning(
+                        "telemetry point refused by the database (%d so far): %s", self.stats.rejected, exc
+                    )
+                return
+            middle = len(lines) // 2
+            await self._write(lines[:middle])
+            await self._write(lines[middle:])
+            return
+        self.stats.written += len(lines)
+
+    async def _to_spool(self, batch: list[str]) -> None:
+        await asyncio.to_thread(self.spool.append, batch)
+        self.stats.spooled += len(batch)
+
+    def _went_down(self, exc: InfluxUnavailable) -> None:
+        delay = self._backoff.next()
+        self._retry_at = time.monotonic() + delay
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            kind = "refuses our credentials" if isinstance(exc, InfluxAuthError) else "unreachable"
+            log.warning("telemetry database %s, spooling to disk: %s", kind, exc)
+
+    async def _final_flush(self) -> None:
+        lines: list[str] = []
+        while not self._queue.empty():
+            lines.append(self._queue.get_nowait())
+        if not lines:
+            return
+        with contextlib.suppress(InfluxUnavailable, TimeoutError):
+            if not self.spool and self._down_since is None:
+                await asyncio.wait_for(self._write(lines), 5)
+                return
+        await self._to_spool(lines)
