@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from devices.sensors.topics import valid_filter
+
 EX_CONFIG = 78  # sysexits: bad configuration
 EX_UNAVAILABLE = 69  # sysexits: a service (port, daemon) is not available
 ENV_PREFIX = "FARMCTL_"
@@ -202,8 +204,14 @@ class SensorConfig(_Section):
     def _profile_needs(self) -> Self:
         if self.profile == "esphome" and self.kind is None:
             raise ValueError("an esphome sensor needs kind (power, energy, weight, temperature, …)")
+        if self.profile != "esphome" and self.kind is not None:
+            raise ValueError("kind is only for esphome sensors (their payload is one bare number)")
+        if self.profile not in ("esphome", "json") and self.measurement is not None:
+            raise ValueError(f"measurement is fixed by the {self.profile} profile; set it only for json")
         if self.profile == "json" and (not self.measurement or not self.fields):
             raise ValueError("a json sensor needs measurement and at least one [[sensors.fields]]")
+        if not valid_filter(self.topic):
+            raise ValueError(f"topic {self.topic!r} is not a valid MQTT topic filter")
         return self
 
 

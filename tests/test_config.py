@@ -161,3 +161,21 @@ def test_cli_config_check_exits_78_with_the_key(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "1 printer" in result.stdout
     assert "k1" not in result.stdout + result.stderr
+
+
+def test_sensor_options_must_fit_their_profile(tmp_path: Path) -> None:
+    base = MINIMAL + '[mqtt]\nhost = "127.0.0.1"\n[[sensors]]\nid = "s1"\n'
+    cases = {
+        'topic = "tele/p/SENSOR"\nprofile = "tasmota"\nkind = "power"\n': "kind is only for esphome",
+        'topic = "tele/p/SENSOR"\nprofile = "tasmota"\nmeasurement = "x"\n': "measurement is fixed",
+        'topic = "esp/sensor/w/state"\nprofile = "esphome"\n': "needs kind",
+        'topic = "a/b"\nprofile = "json"\nmeasurement = "power"\n': "at least one",
+        'topic = "a/#/b"\nprofile = "zigbee2mqtt"\n': "not a valid MQTT topic filter",
+        'topic = "a/b"\nprofile = "zigbee2mqtt"\nprinter = "nope"\n': "no printer named 'nope'",
+    }
+    for body, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(write(tmp_path, base + body), env={})
+    no_broker = MINIMAL + '[[sensors]]\nid = "s1"\ntopic = "a"\nprofile = "zigbee2mqtt"\n'
+    with pytest.raises(ConfigError, match=r"need an \[mqtt\] section"):
+        load_config(write(tmp_path, no_broker), env={})

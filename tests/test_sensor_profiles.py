@@ -63,6 +63,12 @@ def test_tasmota_multichannel_takes_channel_one() -> None:
     assert power.fields == {"power_w": 12.0, "energy_kwh": 3.2, "voltage_v": 230.0, "current_a": 0.09}
 
 
+def test_tasmota_time_only_with_an_offset() -> None:
+    payload = doc({"Time": "2024-03-01T15:05:10+01:00", "ENERGY": {"Power": 1}})
+    [power] = decode(TASMOTA, "tele/plug-mk4/SENSOR", payload)
+    assert power.time == datetime(2024, 3, 1, 14, 5, 10, tzinfo=UTC)
+
+
 def test_tasmota_climate_probe_not_the_chip() -> None:
     payload = b'{"Time":"2024-03-01T14:05:10","ESP32":{"Temperature":45.0},"AM2301":{"Temperature":23.4,'
     payload += b'"Humidity":41.2,"DewPoint":9.6},"TempUnit":"C"}'
@@ -349,6 +355,13 @@ def test_a_decoder_bug_is_still_a_payload_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(dispatch._DECODERS, Profile.json, broken)
     with pytest.raises(PayloadError, match=r"decoder bug on this payload \(KeyError\)"):
         decode(METER, "lab/meter", b"")
+
+
+def test_size_limit_only_for_messages_that_are_read() -> None:
+    devices = b'[{"friendly_name":"plug-mk4"}' + b',{"x":1}' * 20_000 + b"]"
+    assert decode(spec("zigbee2mqtt", "zigbee2mqtt/#"), "zigbee2mqtt/bridge/devices", devices) == []
+    with pytest.raises(PayloadError, match="payload of 11 bytes is over the 10-byte limit"):
+        decode(spec("esphome", "s/#", kind="weight", max_payload=10), "s/sensor/w/state", b"12345678901")
 
 
 def test_topic_of_another_sensor_and_excerpts() -> None:

@@ -24,7 +24,7 @@ def decode_esphome(spec: SensorSpec, topic: str, payload: bytes) -> list[Reading
     if has_wildcard(spec.topic) and not is_state:
         return []
     default_measurement, field = ESPHOME_KINDS[spec.kind or ""]
-    text = text_of(payload).strip()
+    text = text_of(spec, payload).strip()
     if text.lower() == "nan":
         raise PayloadError("ESPHome published nan: the sensor read failed")
     if not text:

@@ -21,7 +21,7 @@ def decode_json(spec: SensorSpec, topic: str, payload: bytes) -> list[Reading]:
     """One reading with every mapped field the payload carries."""
     if spec.measurement is None:
         raise PayloadError(f"sensor {spec.id!r} has no measurement configured")
-    body = load_object(payload)
+    body = load_object(spec, payload)
     fields: dict[str, float] = {}
     for mapping in spec.fields:
         value = number(_lookup(body, mapping.path), mapping.path)

@@ -38,12 +38,12 @@ def decode_shelly(spec: SensorSpec, topic: str, payload: bytes) -> list[Reading]
         if component is None or int(component[2]) != channel:
             return []
         kind, name = component[1], levels[-1]
-        measurement, fields = _decode_component(kind, load_object(payload), name)
+        measurement, fields = _decode_component(kind, load_object(spec, payload), name)
         if not fields:
             raise PayloadError(f"{name} carries no {_EXPECTED[kind]}")
         return [reading(spec, measurement, fields)]
     if levels[-2:] == ["events", "rpc"]:
-        return _notification(spec, channel, load_object(payload))
+        return _notification(spec, channel, load_object(spec, payload))
     return []
 
 

@@ -31,17 +31,19 @@ def show(value: object) -> str:
     return ascii(value)[:40]
 
 
-def text_of(payload: bytes) -> str:
-    """The payload as text; PayloadError when it is not UTF-8."""
+def text_of(spec: SensorSpec, payload: bytes) -> str:
+    """The payload as text; PayloadError when it is over the spec's size limit or not UTF-8."""
+    if len(payload) > spec.max_payload:
+        raise PayloadError(f"payload of {len(payload)} bytes is over the {spec.max_payload}-byte limit")
     try:
         return payload.decode("utf-8")
     except UnicodeDecodeError:
         raise PayloadError(f"payload is not UTF-8 text: {excerpt(payload)}") from None
 
 
-def load_object(payload: bytes) -> dict[str, Any]:
+def load_object(spec: SensorSpec, payload: bytes) -> dict[str, Any]:
     """Parse a JSON object. Non-finite numbers survive parsing and are rejected when a field is read."""
-    text = text_of(payload)
+    text = text_of(spec, payload)
     try:
         value = json.loads(text)
     except RecursionError:
@@ -65,7 +67,11 @@ def parse_number(text: str, where: str) -> float:
 
 
 def number(value: object, where: str) -> float | None:
-    """A JSON value as a finite float; None when absent (null). Numeric strings count; booleans do not."""
+    """A JSON value as a finite float; None when absent (null). Numeric strings count; booleans do not.
+
+    No range rules beyond finiteness: negative power (export, idle noise), counters that reset and
+    weights below zero after a tare are real data, and judging them is the controller's business.
+    """
     if value is None:
         return None
     if isinstance(value, bool):

@@ -27,7 +27,7 @@ def decode_zigbee2mqtt(spec: SensorSpec, topic: str, payload: bytes) -> list[Rea
     levels = topic.split("/")
     if "bridge" in levels[:-1] or levels[-1] in _NOT_STATE or (len(levels) > 1 and levels[-2] in _NOT_STATE):
         return []
-    body = load_object(payload)
+    body = load_object(spec, payload)
     time = _last_seen(body.get("last_seen"))
     readings: list[Reading] = []
     power = fields_from(body, _MAINS)

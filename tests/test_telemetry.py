@@ -1,0 +1,223 @@
+"""Sensor telemetry end to end: real payloads published to mosquitto come back from InfluxDB 1.6.7 as
+exactly the expected points, and outages of the database or the broker lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiomqtt
+
+from controller.config import Config
+from tests.farm import TOKENS, running_farm
+from tests.helpers import config_for
+from tests.peers.servers import InfluxPeer, MosquittoPeer
+
+SENSORS = """
+[[sensors]]
+id = "plug-1"
+topic = "tele/plug-1/SENSOR"
+profile = "tasmota"
+location = "room-a"
+[[sensors]]
+id = "shelly-1"
+topic = "shellyplugs-1/status/switch:0"
+profile = "shelly"
+location = "room-a"
+[[sensors]]
+id = "climate"
+topic = "zigbee2mqtt/climate"
+profile = "zigbee2mqtt"
+location = "enclosure"
+[[sensors]]
+id = "scale-1"
+topic = "scales/sensor/scale_1/state"
+profile = "esphome"
+kind = "weight"
+location = "room-a"
+[[sensors]]
+id = "meter"
+topic = "workshop/meter"
+profile = "json"
+measurement = "power"
+location = "room-a"
+[[sensors.fields]]
+path = "watts"
+field = "power_w"
+[[sensors.fields]]
+path = "total_wh"
+field = "energy_kwh"
+scale = 0.001
+"""
+
+TASMOTA = {
+    "Time": "2026-11-21T10:00:00",
+    "ENERGY": {"TotalStartTime": "2026-01-01T00:00:00", "Total": 12.345, "Yesterday": 0.5, "Today": 0.25,
+               "Power": 123, "ApparentPower": 130, "ReactivePower": 20, "Factor": 0.95, "Voltage": 231,
+               "Current": 0.55},
+}  # fmt: skip
+SHELLY = {"id": 0, "source": "timer", "output": True, "apower": 87.5, "voltage": 229.8, "current": 0.41,
+          "aenergy": {"total": 4567.8, "by_minute": [1200.5, 1180.1, 1190.7], "minute_ts": 1795300000},
+          "temperature": {"tC": 41.2, "tF": 106.2}}  # fmt: skip
+Z2M = {"temperature": 27.5, "humidity": 41, "battery": 90, "linkquality": 120}
+
+
+def telemetry_config(tmp_path: Path, mosquitto: MosquittoPeer, influx_url: str, extra: str = "") -> Config:
+    sections = (
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nclient_id = "farmctl-{tmp_path.name[-20:]}"\n'
+        f"reconnect_max = 1.0\n{SENSORS}\n"
+        f'[influx]\napi = "v1"\nurl = "{influx_url}"\ndatabase = "farm"\nflush_interval = 0.2\n'
+        f"retry_max = 1.0\nprinter_interval = 1.0\n{extra}"
+    )
+    return config_for(tmp_path, [], tokens=TOKENS, sections=sections)
+
+
+async def influxql(influx: InfluxPeer, query: str) -> list[dict[str, Any]]:
+    """Rows of the first series of `query` as dicts (tags included via GROUP BY *)."""
+    params = {"db": "farm", "q": query}
+    async with aiohttp.ClientSession() as http, http.get(f"{influx.url}/query", params=params) as resp:
+        body = await resp.json()
+    rows: list[dict[str, Any]] = []
+    for series in body["results"][0].get("series", []):
+        for values in series["values"]:
+            rows.append({**series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))})
+    return rows
+
+
+async def create_db(influx: InfluxPeer) -> None:
+    params = {"q": "CREATE DATABASE farm"}
+    async with aiohttp.ClientSession() as http, http.post(f"{influx.url}/query", params=params) as resp:
+        assert resp.status == 200
+
+
+async def publish(mosquitto: MosquittoPeer, messages: list[tuple[str, bytes]]) -> None:
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+        for topic, payload in messages:
+            await client.publish(topic, payload, qos=1)
+
+
+async def wait_rows(influx: InfluxPeer, query: str, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+    async with asyncio.timeout(timeout):
+        while True:
+            rows = await influxql(influx, query)
+            if len(rows) >= count:
+                return rows
+            await asyncio.sleep(0.2)
+
+
+async def test_each_profile_lands_in_influxdb_16_as_the_expected_points(
+    mosquitto: MosquittoPeer, influxdb: InfluxPeer, tmp_path: Path
+) -> None:
+    await create_db(influxdb)
+    config = telemetry_config(tmp_path, mosquitto, influxdb.url)
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        await asyncio.sleep(1.0)  # the ingest subscribes
+        await publish(
+            mosquitto,
+            [
+                ("tele/plug-1/SENSOR", json.dumps(TASMOTA).encode()),
+                ("tele/plug-1/STATE", b'{"POWER":"ON"}'),  # not subscribed: never received
+                ("shellyplugs-1/status/switch:0", json.dumps(SHELLY).encode()),
+                ("zigbee2mqtt/climate", json.dumps(Z2M).encode()),
+                ("scales/sensor/scale_1/state", b"1234.5"),
+                ("workshop/meter", b'{"watts": 55.5, "total_wh": 1500}'),
+                ("scales/sensor/scale_1/state", b"nan"),  # a failed HX711 read: refused, counted
+                ("tele/plug-1/SENSOR", b"{not json"),
+            ],
+        )
+        power = await wait_rows(influxdb, "SELECT * FROM power GROUP BY *", 3)
+        by_sensor = {row["sensor"]: row for row in power}
+        assert {k: by_sensor["plug-1"][k] for k in ("power_w", "energy_kwh", "voltage_v", "current_a")} == {
+            "power_w": 123.0,
+            "energy_kwh": 12.345,
+            "voltage_v": 231.0,
+            "current_a": 0.55,
+        }
+        assert by_sensor["plug-1"]["location"] == "room-a"
+        shelly = by_sensor["shelly-1"]
+        assert (shelly["power_w"], shelly["voltage_v"], shelly["current_a"]) == (87.5, 229.8, 0.41)
+        assert abs(shelly["energy_kwh"] - 4.5678) < 1e-9  # Wh counter in kWh
+        assert (by_sensor["meter"]["power_w"], by_sensor["meter"]["energy_kwh"]) == (55.5, 1.5)
+        assert len(power) == 3
+        env = await wait_rows(influxdb, "SELECT * FROM environment GROUP BY *", 1)
+        climate = [r for r in env if r["sensor"] == "climate"]
+        assert len(climate) == 1
+        assert (climate[0]["temperature_c"], climate[0]["humidity_pct"]) == (27.5, 41.0)
+        assert climate[0]["location"] == "enclosure"
+        material = await wait_rows(influxdb, "SELECT * FROM material GROUP BY *", 1)
+        assert [(r["sensor"], r["weight_g"]) for r in material] == [("scale-1", 1234.5)]
+        # The farm writes its own counts too.
+        farm_rows = await wait_rows(influxdb, "SELECT * FROM farm", 1)
+        assert farm_rows[0]["queued"] == 0.0
+
+        metrics = (await farm.api.get("/metrics")).text
+        assert 'farmctl_mqtt_messages_rejected_total{sensor="scale-1"} 1' in metrics
+        assert 'farmctl_mqtt_messages_rejected_total{sensor="plug-1"} 1' in metrics
+        assert "farmctl_mqtt_messages_received_total 7" in metrics
+        assert "farmctl_mqtt_connected 1" in metrics
+        assert (await farm.api.get("/metrics", headers={"Authorization": "Bearer nope"})).status_code == 401
+
+
+async def test_database_outage_and_daemon_restart_lose_no_point(
+    mosquitto: MosquittoPeer, influxdb: InfluxPeer, tmp_path: Path
+) -> None:
+    await create_db(influxdb)
+    config = telemetry_config(tmp_path, mosquitto, influxdb.url)
+    sent = 0
+
+    async def send(count: int) -> None:
+        nonlocal sent
+        batch = [("scales/sensor/scale_1/state", f"{1000 + sent + i}".encode()) for i in range(count)]
+        sent += count
+        await publish(mosquitto, batch)
+
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        await asyncio.sleep(1.0)
+        await send(20)
+        await wait_rows(influxdb, "SELECT weight_g FROM material", 20)
+        influxdb.stop()  # the database goes away for 30 s while the scale keeps publishing
+        for _ in range(6):
+            await send(20)
+            await asyncio.sleep(2.5)
+        metrics = (await farm.api.get("/metrics")).text
+        assert "farmctl_points_spooled_total" in metrics
+        spooled = _metric(metrics, "farmctl_spool_points")
+        assert spooled >= 100, metrics
+    # The daemon stops during the outage and comes back: the spool on disk is still there.
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        await asyncio.sleep(1.0)
+        await send(20)
+        await asyncio.sleep(10)
+        influxdb.start_and_wait()
+        rows = await wait_rows(influxdb, "SELECT weight_g FROM material", sent, timeout=30)
+        assert sorted(r["weight_g"] for r in rows) == [float(1000 + i) for i in range(sent)]
+        async with asyncio.timeout(10):
+            while _metric((await farm.api.get("/metrics")).text, "farmctl_spool_points") != 0:
+                await asyncio.sleep(0.2)
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in metrics")
+
+
+async def test_broker_restart_mid_stream_loses_no_qos1_message(
+    mosquitto: MosquittoPeer, influxdb: InfluxPeer, tmp_path: Path
+) -> None:
+    await create_db(influxdb)
+    config = telemetry_config(tmp_path, mosquitto, influxdb.url)
+    async with running_farm(config, tmp_path / "etc/secrets"):
+        await asyncio.sleep(1.0)
+        await publish(mosquitto, [("scales/sensor/scale_1/state", f"{i}".encode()) for i in range(50)])
+        mosquitto.stop()
+        await asyncio.sleep(1)
+        await asyncio.to_thread(mosquitto.start_and_wait)
+        # Published while farmctl is still reconnecting: the broker holds them for its session.
+        await publish(mosquitto, [("scales/sensor/scale_1/state", f"{i}".encode()) for i in range(50, 100)])
+        rows = await wait_rows(influxdb, "SELECT weight_g FROM material", 100, timeout=30)
+        assert sorted(r["weight_g"] for r in rows) == [float(i) for i in range(100)]
