@@ -206,6 +206,7 @@ async def bench(args: argparse.Namespace, work: Path, peers: list[OctoPrintPeer]
         daemon.start()
         auth = {"Authorization": f"Bearer {token}"}
         url = f"http://127.0.0.1:{port}"
+        # One keep-alive connection, as a dashboard's: each submit follows the last clear at once.
         async with httpx.AsyncClient(base_url=url, headers=auth, timeout=30, trust_env=False) as api:
             await wait_farm(api, daemon)
             farm: list[tuple[float, float]] = []
