@@ -14,7 +14,7 @@ import aiomqtt
 from controller.config import Config
 from tests.farm import TOKENS, running_farm
 from tests.helpers import config_for
-from tests.peers.servers import InfluxPeer, MosquittoPeer
+from tests.peers.servers import InfluxPeer, MosquittoPeer, VictoriaPeer
 
 SENSORS = """
 [[sensors]]
@@ -221,3 +221,37 @@ async def test_broker_restart_mid_stream_loses_no_qos1_message(
         await publish(mosquitto, [("scales/sensor/scale_1/state", f"{i}".encode()) for i in range(50, 100)])
         rows = await wait_rows(influxdb, "SELECT weight_g FROM material", 100, timeout=30)
         assert sorted(r["weight_g"] for r in rows) == [float(i) for i in range(100)]
+
+
+async def test_api_v2_writes_reach_victoriametrics(
+    mosquitto: MosquittoPeer, victoria: VictoriaPeer, tmp_path: Path
+) -> None:
+    (tmp_path / "etc/secrets").mkdir(parents=True)
+    (tmp_path / "etc/secrets/influx.token").write_text("a-token\n")
+    sections = (
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nclient_id = "farmctl-v2"\n{SENSORS}\n'
+        f'[influx]\napi = "v2"\nurl = "{victoria.url}"\norg = "workshop"\nbucket = "farm"\n'
+        'token_file = "secrets/influx.token"\nflush_interval = 0.2\nprinter_interval = 1.0\n'
+    )
+    config = config_for(tmp_path, [], tokens=TOKENS, sections=sections)
+    async with running_farm(config, tmp_path / "etc/secrets"):
+        await asyncio.sleep(1.0)
+        await publish(mosquitto, [("tele/plug-1/SENSOR", json.dumps(TASMOTA).encode())])
+        series: dict[str, float] = {}
+        async with asyncio.timeout(20), aiohttp.ClientSession() as http:
+            while "power_power_w" not in series:
+                await asyncio.sleep(0.3)
+                async with http.get(f"{victoria.url}/internal/force_flush"):
+                    pass
+                params = {"match[]": '{sensor="plug-1"}'}
+                async with http.get(f"{victoria.url}/api/v1/export", params=params) as resp:
+                    for line in (await resp.text()).splitlines():
+                        row = json.loads(line)
+                        series[row["metric"]["__name__"]] = row["values"][-1]
+                        assert row["metric"]["location"] == "room-a"
+    assert series == {
+        "power_power_w": 123.0,
+        "power_energy_kwh": 12.345,
+        "power_voltage_v": 231.0,
+        "power_current_a": 0.55,
+    }
