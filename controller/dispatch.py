@@ -232,14 +232,7 @@ class Dispatcher:
                     coordinator, job, f"{coordinator.printer.name} is busy with {status.file}"
                 )
             return
-        remote = await self._remote_file(coordinator, job)
-        if remote is not None and remote.successes:
-            await self._finish(coordinator, job, JobState.COMPLETED, "printed while farmctl was not watching")
-        elif remote is not None and remote.failures:
-            await self._finish(
-                coordinator, job, JobState.FAILED, "print ended early while farmctl was not watching"
-            )
-        else:
+        if not await self._ended_by_history(coordinator, job, "printed while farmctl was not watching"):
             await self._requeue(coordinator, job, "the upload did not start the print")
 
     async def _follow(self, coordinator: PrinterCoordinator, job: Job, events: list[PrinterEvent]) -> None:
@@ -292,16 +285,24 @@ class Dispatcher:
         first = self._idle_since.setdefault(job.id, self._clock())
         if self._clock() - first < EVENT_SETTLE_S:
             return
+        if not await self._ended_by_history(coordinator, job, None):
+            # No trace of the print ending: the host lost it (OctoPrint restarted mid-print).
+            await self._fail(coordinator, job, "the printer no longer knows this print", "offline")
+
+    async def _ended_by_history(
+        self, coordinator: PrinterCoordinator, job: Job, completed: str | None
+    ) -> bool:
+        """Finish the job from the printer's own print count for its file; False if it never ended there."""
         remote = await self._remote_file(coordinator, job)
         if remote is not None and remote.successes:
-            await self._finish(coordinator, job, JobState.COMPLETED, None)
+            await self._finish(coordinator, job, JobState.COMPLETED, completed)
         elif remote is not None and remote.failures:
             await self._finish(
                 coordinator, job, JobState.FAILED, "print ended early while farmctl was not watching"
             )
         else:
-            # No trace of the print ending: the host lost it (OctoPrint restarted mid-print).
-            await self._fail(coordinator, job, "the printer no longer knows this print", "offline")
+            return False
+        return True
 
     async def _reachable(self, coordinator: PrinterCoordinator, job: Job) -> bool:
         """False while the printer is offline; fails the job once it has been offline for the grace period."""
@@ -354,7 +355,7 @@ class Dispatcher:
             await self.store.call(self.store.sync.transition, job.id, state, detail=detail)
         except IllegalTransition:
             return  # finished by someone else (a cancel through the API) in the meantime
-        coordinator.mark_bed_used()
+        # No bed marking here: the bed was marked used, durably, before the upload.
         log.info(
             "job=%d %s on printer=%s%s",
             job.id,

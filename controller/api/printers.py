@@ -103,5 +103,4 @@ async def clear_printer(name: str, request: Request) -> PrinterOut:
     """Confirm the bed is clear so the next job may start; 409 while printing or when already clear.
     Role: operator."""
     queue: JobQueue = request.app.state.queue
-    _coordinator(queue.fleet, name)
-    return printer_out(await queue.clear(name))
+    return printer_out(await queue.clear(name))  # NotFound → 404

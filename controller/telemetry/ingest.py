@@ -134,9 +134,8 @@ class MqttIngest:
             self.stats.decoded += 1
             for reading in readings:
                 when = int(reading.time.timestamp() * 1e9) if reading.time else received_ns
-                tags = {"sensor": spec.id, **reading.tags}
-                try:
-                    line = to_line(Point(reading.measurement, tags, dict(reading.fields), when))
+                try:  # the reading's tags already carry sensor=<id> and the config's tags
+                    line = to_line(Point(reading.measurement, reading.tags, dict(reading.fields), when))
                 except ValueError as exc:
                     self._rejected(spec.id, topic, exc)
                     continue

@@ -28,7 +28,6 @@ class WriterStats:
     written: int = 0
     spooled: int = 0
     rejected: int = 0  # points the database refused (dropped, counted)
-    queued: int = 0
 
 
 class TelemetryWriter:
@@ -55,14 +54,9 @@ class TelemetryWriter:
         self._retry_at = 0.0
         self._last_reject_log = 0.0
 
-    @property
-    def spool_lines(self) -> int:
-        return self.spool.lines
-
     async def put(self, line: str) -> None:
         """Queue one line-protocol line; waits while the queue is full."""
         await self._queue.put(line)
-        self.stats.queued += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
