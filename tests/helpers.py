@@ -89,3 +89,11 @@ async def eventually(check: Callable[[], bool], timeout: float = 30.0, what: str
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+def metric_value(text: str, name: str) -> float:
+    """The value of an unlabelled sample in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in metrics")

@@ -12,8 +12,9 @@ import aiohttp
 import aiomqtt
 
 from controller.config import Config
-from tests.farm import TOKENS, running_farm
-from tests.helpers import config_for
+from tests.conftest import OctoPrintFactory
+from tests.farm import TOKENS, print_file, running_farm
+from tests.helpers import PrinterSpec, config_for, metric_value
 from tests.peers.servers import InfluxPeer, MosquittoPeer, VictoriaPeer
 
 SENSORS = """
@@ -77,7 +78,7 @@ def telemetry_config(tmp_path: Path, mosquitto: MosquittoPeer, influx_url: str, 
 
 async def influxql(influx: InfluxPeer, query: str) -> list[dict[str, Any]]:
     """Rows of the first series of `query` as dicts (tags included via GROUP BY *)."""
-    params = {"db": "farm", "q": query}
+    params = {"db": "farm", "q": query, "epoch": "ns"}  # integer times: RFC 3339 strings do not sort
     async with aiohttp.ClientSession() as http, http.get(f"{influx.url}/query", params=params) as resp:
         body = await resp.json()
     rows: list[dict[str, Any]] = []
@@ -184,7 +185,7 @@ async def test_database_outage_and_daemon_restart_lose_no_point(
             await asyncio.sleep(2.5)
         metrics = (await farm.api.get("/metrics")).text
         assert "farmctl_points_spooled_total" in metrics
-        spooled = _metric(metrics, "farmctl_spool_points")
+        spooled = metric_value(metrics, "farmctl_spool_points")
         assert spooled >= 100, metrics
     # The daemon stops during the outage and comes back: the spool on disk is still there.
     async with running_farm(config, tmp_path / "etc/secrets") as farm:
@@ -195,15 +196,8 @@ async def test_database_outage_and_daemon_restart_lose_no_point(
         rows = await wait_rows(influxdb, "SELECT weight_g FROM material", sent, timeout=30)
         assert sorted(r["weight_g"] for r in rows) == [float(1000 + i) for i in range(sent)]
         async with asyncio.timeout(10):
-            while _metric((await farm.api.get("/metrics")).text, "farmctl_spool_points") != 0:
+            while metric_value((await farm.api.get("/metrics")).text, "farmctl_spool_points") != 0:
                 await asyncio.sleep(0.2)
-
-
-def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"{name} not in metrics")
 
 
 async def test_broker_restart_mid_stream_loses_no_qos1_message(
@@ -255,3 +249,53 @@ async def test_api_v2_writes_reach_victoriametrics(
         "power_voltage_v": 231.0,
         "power_current_a": 0.55,
     }
+
+
+async def test_printer_and_job_points_follow_a_print(
+    octoprint: OctoPrintFactory, mosquitto: MosquittoPeer, influxdb: InfluxPeer, tmp_path: Path
+) -> None:
+    await create_db(influxdb)
+    (peer,) = octoprint(1)
+    sections = (
+        f'[jobs]\ndispatch_interval = 0.5\n[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
+        'client_id = "farmctl-points"\n'
+        '[[sensors]]\nid = "plug-p1"\ntopic = "tele/plug-p1/SENSOR"\nprofile = "tasmota"\nprinter = "p1"\n'
+        f'[influx]\napi = "v1"\nurl = "{influxdb.url}"\ndatabase = "farm"\nflush_interval = 0.2\n'
+        "printer_interval = 0.5\n"
+    )
+    config = config_for(
+        tmp_path, [PrinterSpec("p1", peer.url, peer.api_key)], tokens=TOKENS, sections=sections
+    )
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        await asyncio.sleep(1.0)
+        await publish(mosquitto, [("tele/plug-p1/SENSOR", json.dumps(TASMOTA).encode())])
+        await farm.clear_all()
+        (job,) = await farm.submit(print_file(tmp_path / "part.gcode", seconds=3), owner="alice")
+        await farm.wait_job(job["id"], {"completed"})
+        await asyncio.sleep(1.5)  # the next interval writes the printer's state after the print
+
+    plug = await wait_rows(influxdb, "SELECT power_w FROM power GROUP BY *", 1)
+    assert [(r["sensor"], r["printer"], r["power_w"]) for r in plug] == [("plug-p1", "p1", 123.0)]
+
+    jobs = await wait_rows(influxdb, "SELECT * FROM job GROUP BY *", 4)
+    jobs.sort(key=lambda r: int(r["time"]))
+    assert [r["state"] for r in jobs] == ["queued", "dispatching", "printing", "completed"]
+    assert {r["job_id"] for r in jobs} == {str(job["id"])}
+    assert {(r["owner"], r["material"]) for r in jobs} == {("alice", "PLA")}
+    done = jobs[-1]
+    assert (done["printer"], done["outcome"], done["filament_g"]) == ("p1", "completed", 1.5)
+    assert 2.0 < done["duration_s"] < 30.0
+
+    printer = await wait_rows(influxdb, "SELECT * FROM printer GROUP BY *", 3)
+    assert {(r["printer"], r["group"]) for r in printer} == {("p1", "default")}
+    states = [r["state"] for r in sorted(printer, key=lambda r: int(r["time"]))]
+    assert "printing" in states
+    assert states[-1] == "awaiting_clear"  # the bed is used until someone clears it
+    printing = [r for r in printer if r["state"] == "printing"]
+    assert all(0.0 <= r["progress"] <= 100.0 for r in printing)
+    # Temperatures appear once OctoPrint has polled them (every few seconds while idle).
+    assert any(isinstance(r["tool_actual"], float) and r["tool_target"] == 200.0 for r in printing)
+    assert any(isinstance(r["bed_actual"], float) and r["bed_target"] == 60.0 for r in printing)
+    farm_counts = await influxql(influxdb, "SELECT * FROM farm")
+    assert max(r["printing"] for r in farm_counts) == 1.0
+    assert farm_counts[-1]["awaiting_clear"] == 1.0

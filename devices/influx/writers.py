@@ -8,6 +8,7 @@ InfluxRejected (400-class: the batch itself is bad; split it to find the bad poi
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Protocol, cast
 
@@ -68,7 +69,10 @@ class V1Writer:
         self._params = {"db": database, "precision": "ns"}
         if retention_policy:
             self._params["rp"] = retention_policy
-        self._auth = aiohttp.BasicAuth(username, password or "") if username else None
+        self._headers: dict[str, str] = {}
+        if username:
+            pair = f"{username}:{password or ''}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
@@ -79,7 +83,7 @@ class V1Writer:
         try:
             async with asyncio.timeout(self._timeout):
                 async with self._session.post(
-                    self._url, params=self._params, data=body, auth=self._auth
+                    self._url, params=self._params, data=body, headers=self._headers
                 ) as resp:
                     status, text = resp.status, await resp.text(errors="replace")
         except (aiohttp.ClientError, TimeoutError) as exc:
