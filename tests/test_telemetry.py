@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import aiomqtt
+import pytest
 
 from controller.config import Config
 from tests.conftest import OctoPrintFactory
@@ -64,6 +65,29 @@ SHELLY = {"id": 0, "source": "timer", "output": True, "apower": 87.5, "voltage":
           "aenergy": {"total": 4567.8, "by_minute": [1200.5, 1180.1, 1190.7], "minute_ts": 1795300000},
           "temperature": {"tC": 41.2, "tF": 106.2}}  # fmt: skip
 Z2M = {"temperature": 27.5, "humidity": 41, "battery": 90, "linkquality": 120}
+# One real-shaped message per profile, and the (measurement, sensor, field) values they must become.
+PROFILE_MESSAGES = [
+    ("tele/plug-1/SENSOR", json.dumps(TASMOTA).encode()),
+    ("shellyplugs-1/status/switch:0", json.dumps(SHELLY).encode()),
+    ("zigbee2mqtt/climate", json.dumps(Z2M).encode()),
+    ("scales/sensor/scale_1/state", b"1234.5"),
+    ("workshop/meter", b'{"watts": 55.5, "total_wh": 1500}'),
+]
+EXPECTED = {
+    ("power", "plug-1", "power_w"): 123.0,
+    ("power", "plug-1", "energy_kwh"): 12.345,
+    ("power", "plug-1", "voltage_v"): 231.0,
+    ("power", "plug-1", "current_a"): 0.55,
+    ("power", "shelly-1", "power_w"): 87.5,
+    ("power", "shelly-1", "energy_kwh"): 4.5678,  # the Wh counter in kWh
+    ("power", "shelly-1", "voltage_v"): 229.8,
+    ("power", "shelly-1", "current_a"): 0.41,
+    ("environment", "climate", "temperature_c"): 27.5,
+    ("environment", "climate", "humidity_pct"): 41.0,
+    ("material", "scale-1", "weight_g"): 1234.5,
+    ("power", "meter", "power_w"): 55.5,
+    ("power", "meter", "energy_kwh"): 1.5,
+}
 
 
 def telemetry_config(tmp_path: Path, mosquitto: MosquittoPeer, influx_url: str, extra: str = "") -> Config:
@@ -119,37 +143,27 @@ async def test_each_profile_lands_in_influxdb_16_as_the_expected_points(
         await publish(
             mosquitto,
             [
-                ("tele/plug-1/SENSOR", json.dumps(TASMOTA).encode()),
+                *PROFILE_MESSAGES,
                 ("tele/plug-1/STATE", b'{"POWER":"ON"}'),  # not subscribed: never received
-                ("shellyplugs-1/status/switch:0", json.dumps(SHELLY).encode()),
-                ("zigbee2mqtt/climate", json.dumps(Z2M).encode()),
-                ("scales/sensor/scale_1/state", b"1234.5"),
-                ("workshop/meter", b'{"watts": 55.5, "total_wh": 1500}'),
                 ("scales/sensor/scale_1/state", b"nan"),  # a failed HX711 read: refused, counted
                 ("tele/plug-1/SENSOR", b"{not json"),
             ],
         )
-        power = await wait_rows(influxdb, "SELECT * FROM power GROUP BY *", 3)
-        by_sensor = {row["sensor"]: row for row in power}
-        assert {k: by_sensor["plug-1"][k] for k in ("power_w", "energy_kwh", "voltage_v", "current_a")} == {
-            "power_w": 123.0,
-            "energy_kwh": 12.345,
-            "voltage_v": 231.0,
-            "current_a": 0.55,
+        found: dict[tuple[str, str, str], float] = {}
+        queries = {
+            "power": (3, "SELECT * FROM power GROUP BY *"),
+            "environment": (1, "SELECT * FROM environment GROUP BY *"),
+            "material": (1, "SELECT * FROM material GROUP BY *"),
         }
-        assert by_sensor["plug-1"]["location"] == "room-a"
-        shelly = by_sensor["shelly-1"]
-        assert (shelly["power_w"], shelly["voltage_v"], shelly["current_a"]) == (87.5, 229.8, 0.41)
-        assert abs(shelly["energy_kwh"] - 4.5678) < 1e-9  # Wh counter in kWh
-        assert (by_sensor["meter"]["power_w"], by_sensor["meter"]["energy_kwh"]) == (55.5, 1.5)
-        assert len(power) == 3
-        env = await wait_rows(influxdb, "SELECT * FROM environment GROUP BY *", 1)
-        climate = [r for r in env if r["sensor"] == "climate"]
-        assert len(climate) == 1
-        assert (climate[0]["temperature_c"], climate[0]["humidity_pct"]) == (27.5, 41.0)
-        assert climate[0]["location"] == "enclosure"
-        material = await wait_rows(influxdb, "SELECT * FROM material GROUP BY *", 1)
-        assert [(r["sensor"], r["weight_g"]) for r in material] == [("scale-1", 1234.5)]
+        for measurement, (count, query) in queries.items():
+            rows = await wait_rows(influxdb, query, count)
+            assert len(rows) == count, rows  # one point per message, nothing twice
+            for row in rows:
+                assert row["location"] == ("enclosure" if row["sensor"] == "climate" else "room-a")
+                for key, value in row.items():
+                    if key not in ("time", "sensor", "location") and value is not None:
+                        found[(measurement, row["sensor"], key)] = value
+        assert found == pytest.approx(EXPECTED)
         # The farm writes its own counts too.
         farm_rows = await wait_rows(influxdb, "SELECT * FROM farm", 1)
         assert farm_rows[0]["queued"] == 0.0
@@ -230,25 +244,25 @@ async def test_api_v2_writes_reach_victoriametrics(
     config = config_for(tmp_path, [], tokens=TOKENS, sections=sections)
     async with running_farm(config, tmp_path / "etc/secrets"):
         await asyncio.sleep(1.0)
-        await publish(mosquitto, [("tele/plug-1/SENSOR", json.dumps(TASMOTA).encode())])
-        series: dict[str, float] = {}
+        await publish(mosquitto, PROFILE_MESSAGES)
+        found: dict[tuple[str, str, str], float] = {}
         async with asyncio.timeout(20), aiohttp.ClientSession() as http:
-            while "power_power_w" not in series:
+            while len(found) < len(EXPECTED):
                 await asyncio.sleep(0.3)
                 async with http.get(f"{victoria.url}/internal/force_flush"):
                     pass
-                params = {"match[]": '{sensor="plug-1"}'}
+                params = {"match[]": '{sensor=~".+"}'}
                 async with http.get(f"{victoria.url}/api/v1/export", params=params) as resp:
                     for line in (await resp.text()).splitlines():
                         row = json.loads(line)
-                        series[row["metric"]["__name__"]] = row["values"][-1]
-                        assert row["metric"]["location"] == "room-a"
-    assert series == {
-        "power_power_w": 123.0,
-        "power_energy_kwh": 12.345,
-        "power_voltage_v": 231.0,
-        "power_current_a": 0.55,
-    }
+                        metric = row["metric"]
+                        measurement, field = metric["__name__"].split("_", 1)
+                        found[(measurement, metric["sensor"], field)] = row["values"][-1]
+                        assert metric["location"] == (
+                            "enclosure" if metric["sensor"] == "climate" else "room-a"
+                        )
+                        assert len(row["values"]) == 1
+    assert found == pytest.approx(EXPECTED)
 
 
 async def test_printer_and_job_points_follow_a_print(
