@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import aiomqtt
 import pytest
 
 from controller.config import Config
+from controller.telemetry.ingest import MqttIngest
 from tests.conftest import OctoPrintFactory
 from tests.farm import TOKENS, print_file, running_farm
 from tests.helpers import PrinterSpec, config_for, metric_value
@@ -313,3 +315,30 @@ async def test_printer_and_job_points_follow_a_print(
     farm_counts = await influxql(influxdb, "SELECT * FROM farm")
     assert max(r["printing"] for r in farm_counts) == 1.0
     assert farm_counts[-1]["awaiting_clear"] == 1.0
+
+
+async def test_ingest_stops_within_seconds_whenever_the_stop_comes(
+    mosquitto: MosquittoPeer, tmp_path: Path
+) -> None:
+    """A stop racing the SUBACKs once left the ingest waiting for messages forever (a cancel lost
+    inside asyncio.wait_for on Python 3.11); the daemon then hung on SIGTERM."""
+    sensor = (
+        '[[sensors]]\nid = "s{i}"\ntopic = "scales/sensor/s{i}/state"\nprofile = "esphome"\nkind = "weight"\n'
+    )
+    scales = "".join(sensor.format(i=i) for i in range(50))  # many SUBACKs: a wide window for the race
+    sections = f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nclient_id = "farmctl-stop"\n{scales}'
+    config = config_for(tmp_path, [], sections=sections)
+    assert config.mqtt is not None
+
+    async def discard(line: str) -> None:
+        pass
+
+    for attempt in range(60):
+        ingest = MqttIngest(config.mqtt, config.sensors, discard)
+        stop = asyncio.Event()
+        task = asyncio.create_task(ingest.run(stop))
+        await asyncio.sleep(0.002 * (attempt % 20))  # before, during and after the 50 subscribes
+        stop.set()
+        started = time.monotonic()
+        await asyncio.wait_for(task, 5)
+        assert time.monotonic() - started < 2.5, attempt

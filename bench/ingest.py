@@ -1,0 +1,328 @@
+"""Sensor ingest end to end: mosquitto → farmctl (a daemon subprocess) → InfluxDB 1.6.7, against a bare
+aiomqtt receive loop on the same broker in the same run.
+
+1. Throughput: N QoS 1 messages (half Tasmota plug telemetry, half ESPHome scale states, spread over
+   50 configured sensors) wait on the broker for a persistent session; then the consumer connects and
+   drains them. Bare loop: first message → Nth message received. farmctl: first message received (the
+   first point's own timestamp, which is its receive time) → the Nth point visible in InfluxDB.
+2. Latency at a steady 1,000 msg/s: each scale message carries its sequence number as the weight;
+   bare loop: publish → received; farmctl: publish → the point visible in InfluxDB (polled every 10 ms
+   for points newer than the newest seen; the writer writes in order). Measured at the default
+   flush_interval (1 s: the batching age dominates) and at 0.1 s (the pipeline's own cost).
+3. The daemon's RSS: idle after start, and its high-water mark (VmHWM) after each phase.
+
+    .venv/bin/python bench/ingest.py [--messages 30000] [--seconds 10] [--rate 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiomqtt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from devices.localproc import LocalProcess, free_port  # noqa: E402
+from tests.helpers import write_config  # noqa: E402
+from tests.peers.servers import InfluxPeer, MosquittoPeer  # noqa: E402
+
+PLUGS = 25
+SCALES = 25
+POLL_S = 0.01
+
+
+def sensors_toml() -> str:
+    lines = []
+    for i in range(PLUGS):
+        lines += ["[[sensors]]", f'id = "plug-{i}"', f'topic = "tele/plug-{i}/SENSOR"', 'profile = "tasmota"']
+        lines += ['location = "hall"']
+    for i in range(SCALES):
+        lines += ["[[sensors]]", f'id = "scale-{i}"', f'topic = "scales/sensor/scale_{i}/state"']
+        lines += ['profile = "esphome"', 'kind = "weight"', 'location = "hall"']
+    return "\n".join(lines) + "\n"
+
+
+TOPICS = [f"tele/plug-{i}/SENSOR" for i in range(PLUGS)] + [
+    f"scales/sensor/scale_{i}/state" for i in range(SCALES)
+]
+
+
+def plug_payload(seq: int) -> bytes:
+    energy = {"Total": 12.3 + seq / 1000, "Power": 100 + seq % 50, "Voltage": 230, "Current": 0.45}
+    return json.dumps({"Time": "2026-11-21T10:00:00", "ENERGY": energy}).encode()
+
+
+def mixed_messages(count: int) -> list[tuple[str, bytes]]:
+    out = []
+    for seq in range(count):
+        if seq % 2:
+            out.append((f"tele/plug-{seq // 2 % PLUGS}/SENSOR", plug_payload(seq)))
+        else:
+            out.append((f"scales/sensor/scale_{seq // 2 % SCALES}/state", f"{seq}.5".encode()))
+    return out
+
+
+async def publish_all(port: int, messages: list[tuple[str, bytes]]) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-pub", max_inflight_messages=200) as client:
+        for start in range(0, len(messages), 100):
+            chunk = messages[start : start + 100]
+            await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in chunk))
+
+
+class Influx:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = aiohttp.ClientSession()
+
+    async def query(self, q: str) -> list[dict[str, Any]]:
+        params = {"db": "bench", "q": q, "epoch": "ns"}
+        async with self.http.post(f"{self.url}/query", params=params) as resp:
+            body = await resp.json()
+        results: list[dict[str, Any]] = body["results"]
+        return results
+
+    async def count(self) -> int:
+        results = await self.query("SELECT count(weight_g) FROM material; SELECT count(power_w) FROM power")
+        return sum(int(r["series"][0]["values"][0][1]) for r in results if r.get("series"))
+
+    async def first_time(self) -> float:
+        results = await self.query("SELECT first(weight_g) FROM material; SELECT first(power_w) FROM power")
+        return min(int(r["series"][0]["values"][0][0]) for r in results if r.get("series")) / 1e9
+
+    async def reset(self) -> None:
+        await self.query("DROP DATABASE bench; CREATE DATABASE bench")
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+@dataclass
+class Daemon:
+    work: Path
+    mqtt_port: int
+    influx_url: str
+    flush_interval: float
+    rss_idle: float = 0.0
+    hwm: float = 0.0
+    proc: LocalProcess | None = None
+    api: str = ""
+    token: str = field(default="", repr=False)
+
+    def write(self) -> Path:
+        port = free_port()
+        self.api = f"http://127.0.0.1:{port}"
+        sections = (
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.mqtt_port}\nclient_id = "farmctl-bench"\n'
+            f"{sensors_toml()}\n"
+            f'[influx]\napi = "v1"\nurl = "{self.influx_url}"\ndatabase = "bench"\n'
+            f"flush_interval = {self.flush_interval}\nprinter_interval = 600\n"
+        )
+        config = write_config(self.work, [], api_port=port, tokens={"viewer": "viewer"}, sections=sections)
+        self.token = (self.work / "etc/secrets/viewer.token").read_text().strip()
+        return config
+
+    async def start(self) -> None:
+        config = self.write()
+        argv = [sys.executable, "-m", "controller", "run", "--config", str(config)]
+        self.proc = LocalProcess("farmctl", argv, self.work, env={"PYTHONPATH": str(ROOT)})
+        self.proc.start()
+        async with asyncio.timeout(30), aiohttp.ClientSession() as http:
+            while "farmctl_mqtt_connected 1" not in await self._metrics(http):
+                await asyncio.sleep(0.05)
+        self.rss_idle = status_mib(self.proc.pid, "VmRSS")
+
+    async def _metrics(self, http: aiohttp.ClientSession) -> str:
+        try:
+            headers = {"Authorization": f"Bearer {self.token}"}
+            async with http.get(f"{self.api}/metrics", headers=headers) as resp:
+                return await resp.text()
+        except aiohttp.ClientError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.hwm = max(self.hwm, status_mib(self.proc.pid, "VmHWM"))
+            self.proc.stop(20)
+            for line in self.proc.log_path.read_text().splitlines():
+                if " WARNING " in line or " ERROR " in line:
+                    print(f"  daemon log: {line}")
+            self.proc = None
+
+
+def status_mib(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {key} for pid {pid}")
+
+
+def bare_session(port: int) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        "127.0.0.1", port, identifier="bench-bare", clean_session=False, max_queued_incoming_messages=10_000
+    )
+
+
+async def bare_drain(port: int, messages: list[tuple[str, bytes]]) -> float:
+    """Messages per second of a bare aiomqtt loop draining a backlog held for its session."""
+    async with bare_session(port) as client:
+        for topic in TOPICS:
+            await client.subscribe(topic, qos=1)
+    await publish_all(port, messages)
+    received = 0
+    async with bare_session(port) as client:
+        async for _ in client.messages:
+            if received == 0:
+                first = time.time()
+            received += 1
+            if received == len(messages):
+                break
+    return len(messages) / (time.time() - first)
+
+
+async def farm_drain(daemon: Daemon, influx: Influx, port: int, messages: list[tuple[str, bytes]]) -> float:
+    """Messages per second from first received to the last point visible in InfluxDB."""
+    await daemon.start()  # creates the persistent session
+    daemon.stop()
+    await publish_all(port, messages)
+    await daemon.start()
+    async with asyncio.timeout(300):
+        while await influx.count() < len(messages):
+            await asyncio.sleep(POLL_S)
+    done = time.time()
+    first = await influx.first_time()
+    daemon.stop()
+    assert await influx.count() == len(messages), "points lost or doubled"
+    return len(messages) / (done - first)
+
+
+async def paced(port: int, rate: int, seconds: float, sent: dict[int, float]) -> None:
+    """Scale messages at `rate` per second, each carrying its sequence number as the weight."""
+    total = int(rate * seconds)
+    client = aiomqtt.Client("127.0.0.1", port, identifier="bench-pace", max_inflight_messages=200)
+    async with client:
+        start = time.monotonic()
+        tasks = set()
+        for seq in range(total):
+            due = start + seq / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent[seq] = time.time()
+            topic = f"scales/sensor/scale_{seq % SCALES}/state"
+            task = asyncio.create_task(client.publish(topic, str(seq), qos=1))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+
+
+async def bare_latency(port: int, rate: int, seconds: float) -> list[float]:
+    sent: dict[int, float] = {}
+    latency: list[float] = []
+    total = int(rate * seconds)
+    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-bare-live", clean_session=True) as client:
+        for topic in TOPICS[PLUGS:]:
+            await client.subscribe(topic, qos=1)
+        publisher = asyncio.create_task(paced(port, rate, seconds, sent))
+        async for message in client.messages:
+            latency.append(time.time() - sent[int(bytes(message.payload).decode())])
+            if len(latency) == total:
+                break
+        await publisher
+    return latency
+
+
+async def farm_latency(daemon: Daemon, influx: Influx, port: int, rate: int, seconds: float) -> list[float]:
+    await influx.reset()
+    await daemon.start()
+    sent: dict[int, float] = {}
+    seen: dict[int, float] = {}
+    total = int(rate * seconds)
+    publisher = asyncio.create_task(paced(port, rate, seconds, sent))
+    newest = 0
+    async with asyncio.timeout(seconds + 60):
+        while len(seen) < total:
+            results = await influx.query(f"SELECT weight_g FROM material WHERE time > {newest:d}")  # noqa: S608
+            now = time.time()
+            for series in (r.get("series", []) for r in results):
+                for row in series[0]["values"] if series else []:
+                    newest = max(newest, int(row[0]))
+                    seen.setdefault(int(row[1]), now)
+            await asyncio.sleep(POLL_S)
+    await publisher
+    daemon.stop()
+    return [seen[seq] - sent[seq] for seq in range(total)]
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def ms(values: list[float]) -> str:
+    return (
+        f"p50 {pct(values, 50) * 1000:6.1f} ms  p99 {pct(values, 99) * 1000:6.1f} ms"
+        f"  max {max(values) * 1000:6.1f} ms"
+    )
+
+
+async def bench(args: argparse.Namespace, work: Path, mosquitto: MosquittoPeer, influxdb: InfluxPeer) -> None:
+    influx = Influx(influxdb.url)
+    await influx.reset()
+    daemons = {f: Daemon(work / f"farm-{f}", mosquitto.port, influxdb.url, f) for f in (1.0, 0.1)}
+    try:
+        messages = mixed_messages(args.messages)
+        bare_rate = await bare_drain(mosquitto.port, messages)
+        farm_rate = await farm_drain(daemons[1.0], influx, mosquitto.port, messages)
+        print(
+            f"throughput, {args.messages} QoS 1 messages, {PLUGS + SCALES} sensors, drained from a backlog:"
+        )
+        print(f"  bare aiomqtt receive loop   : {bare_rate:8.0f} msg/s")
+        ratio = farm_rate / bare_rate * 100
+        print(f"  farmctl broker -> InfluxDB  : {farm_rate:8.0f} msg/s  ({ratio:.0f}% of bare)")
+        bare = await bare_latency(mosquitto.port, args.rate, args.seconds)
+        print(f"latency at {args.rate} msg/s for {args.seconds:g} s:")
+        print(f"  bare aiomqtt publish -> received          : {ms(bare)}")
+        for flush, daemon in daemons.items():
+            lat = await farm_latency(daemon, influx, mosquitto.port, args.rate, args.seconds)
+            print(f"  farmctl publish -> in InfluxDB, flush {flush:g} s: {ms(lat)}")
+        for flush, daemon in daemons.items():
+            print(
+                f"daemon RSS (flush {flush:g} s): idle {daemon.rss_idle:.1f} MiB, peak {daemon.hwm:.1f} MiB"
+            )
+    finally:
+        for daemon in daemons.values():
+            daemon.stop()
+        await influx.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=30_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        mosquitto = MosquittoPeer(work / "mosquitto")
+        influxdb = InfluxPeer(work / "influxdb")
+        try:
+            mosquitto.start_and_wait()
+            influxdb.start_and_wait()
+            asyncio.run(bench(args, work, mosquitto, influxdb))
+        finally:
+            mosquitto.stop()
+            influxdb.stop()
+
+
+if __name__ == "__main__":
+    main()
