@@ -216,6 +216,40 @@ async def test_database_outage_and_daemon_restart_lose_no_point(
                 await asyncio.sleep(0.2)
 
 
+async def test_a_backlog_larger_than_any_buffer_arrives_whole(
+    mosquitto: MosquittoPeer, influxdb: InfluxPeer, tmp_path: Path
+) -> None:
+    """25,000 QoS 1 messages wait on the broker while farmctl is down. The broker may send them faster
+    than they are stored; acking late makes that back-pressure (automatic acks once dropped
+    already-acknowledged messages from a full in-memory queue)."""
+    await create_db(influxdb)
+    config = telemetry_config(tmp_path, mosquitto, influxdb.url)
+    async with running_farm(config, tmp_path / "etc/secrets"):
+        await asyncio.sleep(1.0)  # the session and its subscriptions exist from now on
+    total = 25_000
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, max_inflight_messages=500) as client:
+        for start in range(0, total, 500):
+            await asyncio.gather(
+                *(
+                    client.publish("scales/sensor/scale_1/state", str(i), qos=1)
+                    for i in range(start, start + 500)
+                )
+            )
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        rows = await wait_rows(influxdb, "SELECT count(weight_g) FROM material", 1)
+        async with asyncio.timeout(90):
+            while (rows := await influxql(influxdb, "SELECT count(weight_g) FROM material"))[0][
+                "count"
+            ] < total:
+                await asyncio.sleep(0.5)
+        metrics = (await farm.api.get("/metrics")).text
+    assert rows[0]["count"] == total
+    assert metric_value(metrics, "farmctl_mqtt_messages_received_total") == total
+    assert metric_value(metrics, "farmctl_mqtt_messages_dropped_total") == 0
+    weights = await influxql(influxdb, "SELECT sum(weight_g) FROM material")
+    assert weights[0]["sum"] == sum(range(total))  # each value once: none lost, none twice
+
+
 async def test_broker_restart_mid_stream_loses_no_qos1_message(
     mosquitto: MosquittoPeer, influxdb: InfluxPeer, tmp_path: Path
 ) -> None:

@@ -54,6 +54,13 @@ async def render(sources: MetricSources) -> str:
         _metric(
             out, "mqtt_messages_unmatched_total", "counter", "Messages for no sensor", [("", s.unmatched)]
         )
+        _metric(
+            out,
+            "mqtt_messages_dropped_total",
+            "counter",
+            "QoS 0 messages dropped, queue full",
+            [("", s.dropped)],
+        )
         _metric(out, "sensor_points_total", "counter", "Points made from sensor readings", [("", s.points)])
     if writer is not None:
         w = writer.stats

@@ -1,6 +1,13 @@
 """MQTT sensor ingest: a persistent QoS 1 session, each message decoded by its sensor's profile into
 points for the telemetry writer. A bad message is counted and logged (at most once a minute per
-sensor); nothing a device sends can stop the loop."""
+sensor); nothing a device sends can stop the loop.
+
+A QoS 1 message is acknowledged only after its points are in the writer's queue, so the broker holds
+what we have not taken yet and never sends more than its in-flight window ahead of us: a backlog after
+an outage is back-pressure, not memory. (With paho's automatic acks, aiomqtt's bounded queue dropped
+already-acknowledged messages when a backlog arrived faster than it drained.) QoS 0 messages have no
+such brake: beyond QOS0_QUEUE_MAX waiting they are dropped and counted.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, decode,
 log = logging.getLogger(__name__)
 
 REJECT_LOG_INTERVAL_S = 60.0
+QOS0_QUEUE_MAX = 10_000
 
 
 @dataclass
@@ -33,6 +41,7 @@ class IngestStats:
     rejected: int = 0
     unmatched: int = 0
     points: int = 0
+    dropped: int = 0  # QoS 0 messages beyond QOS0_QUEUE_MAX waiting
     connected: bool = False
     rejected_by_sensor: dict[str, int] = field(default_factory=dict)
 
@@ -49,6 +58,24 @@ def sensor_spec(sensor: SensorConfig) -> SensorSpec:
         fields=tuple(FieldMap(f.path, f.field, f.scale) for f in sensor.fields),
         tags=tags,
     )
+
+
+def _incoming_queue(stats: IngestStats) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """aiomqtt's incoming queue: unbounded for QoS 1/2 (the broker's in-flight window bounds them, as
+    we ack late), QoS 0 dropped and counted beyond QOS0_QUEUE_MAX."""
+
+    class IncomingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            if item.qos == 0 and self.qsize() >= QOS0_QUEUE_MAX:
+                stats.dropped += 1
+                if stats.dropped == 1 or stats.dropped % 10_000 == 0:
+                    log.warning(
+                        "mqtt: %d QoS 0 messages dropped, arriving faster than they are stored", stats.dropped
+                    )
+                return
+            super().put_nowait(item)
+
+    return IncomingQueue
 
 
 class MqttIngest:
@@ -83,7 +110,7 @@ class MqttIngest:
         down_since: float | None = None
         while True:
             try:
-                async with aiomqtt.Client(
+                client = aiomqtt.Client(
                     self.config.host,
                     self.config.port,
                     identifier=self.config.client_id,
@@ -92,8 +119,11 @@ class MqttIngest:
                     password=self.config.password,
                     tls_params=self._tls(),
                     keepalive=self.config.keepalive,
-                    max_queued_incoming_messages=10_000,
-                ) as client:
+                    queue_type=_incoming_queue(self.stats),
+                )
+                # aiomqtt has no option for it: ack once a message's points are queued (see above).
+                client._client.manual_ack_set(True)
+                async with client:
                     for topic_filter in self.filters:
                         await client.subscribe(topic_filter, qos=1)
                     self.stats.connected = True
@@ -110,6 +140,8 @@ class MqttIngest:
                     backoff.reset()
                     async for message in client.messages:
                         await self.handle(str(message.topic), _bytes(message.payload))
+                        if message.qos > 0:
+                            client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 self.stats.connected = False
                 if down_since is None:
