@@ -113,6 +113,7 @@ class Daemon:
     mqtt_port: int
     influx_url: str
     flush_interval: float
+    client_id: str
     rss_idle: float = 0.0
     hwm: float = 0.0
     proc: LocalProcess | None = None
@@ -123,7 +124,7 @@ class Daemon:
         port = free_port()
         self.api = f"http://127.0.0.1:{port}"
         sections = (
-            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.mqtt_port}\nclient_id = "farmctl-bench"\n'
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.mqtt_port}\nclient_id = "{self.client_id}"\n'
             f"{sensors_toml()}\n"
             f'[influx]\napi = "v1"\nurl = "{self.influx_url}"\ndatabase = "bench"\n'
             f"flush_interval = {self.flush_interval}\nprinter_interval = 600\n"
@@ -140,7 +141,7 @@ class Daemon:
         async with asyncio.timeout(30), aiohttp.ClientSession() as http:
             while "farmctl_mqtt_connected 1" not in await self._metrics(http):
                 await asyncio.sleep(0.05)
-        self.rss_idle = status_mib(self.proc.pid, "VmRSS")
+        self.rss_idle = self.rss_idle or status_mib(self.proc.pid, "VmRSS")  # the first, fresh start
 
     async def _metrics(self, http: aiohttp.ClientSession) -> str:
         try:
@@ -250,8 +251,12 @@ async def farm_latency(daemon: Daemon, influx: Influx, port: int, rate: int, sec
     total = int(rate * seconds)
     publisher = asyncio.create_task(paced(port, rate, seconds, sent))
     newest = 0
-    async with asyncio.timeout(seconds + 60):
-        while len(seen) < total:
+    deadline = time.monotonic() + seconds + 60
+    while len(seen) < total:
+        if time.monotonic() > deadline:
+            missing = sorted(set(range(total)) - set(seen))
+            raise RuntimeError(f"{len(missing)} points never arrived, e.g. {missing[:10]}")
+        if True:
             results = await influx.query(f"SELECT weight_g FROM material WHERE time > {newest:d}")  # noqa: S608
             now = time.time()
             for series in (r.get("series", []) for r in results):
@@ -278,11 +283,15 @@ def ms(values: list[float]) -> str:
 async def bench(args: argparse.Namespace, work: Path, mosquitto: MosquittoPeer, influxdb: InfluxPeer) -> None:
     influx = Influx(influxdb.url)
     await influx.reset()
-    daemons = {f: Daemon(work / f"farm-{f}", mosquitto.port, influxdb.url, f) for f in (1.0, 0.1)}
+    # Each its own MQTT session: a session from an earlier phase would hold that phase's messages.
+    daemons = {
+        f: Daemon(work / f"farm-{f}", mosquitto.port, influxdb.url, f, f"farmctl-{f}") for f in (1.0, 0.1)
+    }
+    drainer = Daemon(work / "farm-drain", mosquitto.port, influxdb.url, 1.0, "farmctl-drain")
     try:
         messages = mixed_messages(args.messages)
         bare_rate = await bare_drain(mosquitto.port, messages)
-        farm_rate = await farm_drain(daemons[1.0], influx, mosquitto.port, messages)
+        farm_rate = await farm_drain(drainer, influx, mosquitto.port, messages)
         print(
             f"throughput, {args.messages} QoS 1 messages, {PLUGS + SCALES} sensors, drained from a backlog:"
         )
@@ -300,7 +309,7 @@ async def bench(args: argparse.Namespace, work: Path, mosquitto: MosquittoPeer, 
                 f"daemon RSS (flush {flush:g} s): idle {daemon.rss_idle:.1f} MiB, peak {daemon.hwm:.1f} MiB"
             )
     finally:
-        for daemon in daemons.values():
+        for daemon in (*daemons.values(), drainer):
             daemon.stop()
         await influx.close()
 

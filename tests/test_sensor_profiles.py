@@ -17,6 +17,7 @@ from devices.sensors import (
     Profile,
     Reading,
     SensorSpec,
+    TopicIndex,
     decode,
     dispatch,
     topic_matches,
@@ -431,6 +432,18 @@ def test_spec_and_reading_are_hashable_values() -> None:
 )
 def test_topic_matches(filter: str, topic: str, expected: bool) -> None:
     assert topic_matches(filter, topic) is expected
+
+
+_LEVEL = st.sampled_from(["a", "b", "tele", "$SYS", "+", "#", "", "sensor"])
+_PATH = st.lists(_LEVEL, min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(filters=st.lists(_PATH, max_size=8), topic=_PATH)
+def test_topic_index_matches_exactly_what_topic_matches_does(filters: list[str], topic: str) -> None:
+    """The index the ingest routes by gives the same sensors, in config order, as checking each filter."""
+    entries = [(f, i) for i, f in enumerate(filters)]
+    assert TopicIndex(entries).match(topic) == [i for f, i in entries if topic_matches(f, topic)]
 
 
 # --- properties ----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from controller.config import MqttConfig, SensorConfig
 from controller.fleet import Backoff
 from controller.tasks import run_until_stopped
 from devices.influx import Point, to_line
-from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, decode, topic_matches
+from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, TopicIndex, decode
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class MqttIngest:
         self.config = config
         self.specs = [sensor_spec(s) for s in sensors]
         self.filters = sorted({s.topic for s in self.specs})
+        self.index = TopicIndex([(s.topic, s) for s in self.specs])
         self.out = out
         self.stats = IngestStats()
         self._last_reject_log: dict[str, float] = {}
@@ -152,7 +153,7 @@ class MqttIngest:
     async def handle(self, topic: str, payload: bytes) -> None:
         """Decode one message for every sensor whose topic matches; count what cannot be used."""
         self.stats.received += 1
-        matched = [spec for spec in self.specs if topic_matches(spec.topic, topic)]
+        matched = self.index.match(topic)
         if not matched:
             self.stats.unmatched += 1
             return

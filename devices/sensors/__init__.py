@@ -2,7 +2,7 @@
 
 from devices.sensors.dispatch import decode
 from devices.sensors.model import FieldMap, FrozenMap, PayloadError, Profile, Reading, SensorSpec
-from devices.sensors.topics import topic_matches
+from devices.sensors.topics import TopicIndex, topic_matches
 
 __all__ = [
     "FieldMap",
@@ -11,6 +11,7 @@ __all__ = [
     "Profile",
     "Reading",
     "SensorSpec",
+    "TopicIndex",
     "decode",
     "topic_matches",
 ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
 
 def valid_filter(filter: str) -> bool:
     """A non-empty filter whose `+` fill whole levels and whose `#` is alone in the last level."""
@@ -39,3 +43,28 @@ def topic_matches(filter: str, topic: str) -> bool:
         if i >= len(levels) or (want != "+" and want != levels[i]):
             return False
     return len(levels) == len(wanted)
+
+
+class TopicIndex(Generic[T]):
+    """Filters known in advance, matched against many topics: exact filters by one dict lookup, only
+    the wildcard filters compared level by level. `match` returns the values in insertion order."""
+
+    def __init__(self, entries: list[tuple[str, T]]) -> None:
+        self._exact: dict[str, list[tuple[int, T]]] = {}
+        self._wild: list[tuple[int, str, T]] = []
+        for order, (filter, value) in enumerate(entries):
+            if not valid_filter(filter):
+                continue
+            if has_wildcard(filter):
+                self._wild.append((order, filter, value))
+            else:
+                self._exact.setdefault(filter, []).append((order, value))
+
+    def match(self, topic: str) -> list[T]:
+        if "+" in topic or "#" in topic or "\0" in topic:
+            return []
+        found = list(self._exact.get(topic, ()))
+        found += [(order, value) for order, filter, value in self._wild if topic_matches(filter, topic)]
+        if len(found) > 1:
+            found.sort(key=lambda item: item[0])
+        return [value for _, value in found]
