@@ -170,9 +170,8 @@ def status_mib(pid: int, key: str) -> float:
 
 
 def bare_session(port: int) -> aiomqtt.Client:
-    return aiomqtt.Client(
-        "127.0.0.1", port, identifier="bench-bare", clean_session=False, max_queued_incoming_messages=10_000
-    )
+    """aiomqtt with its defaults (automatic acks, unbounded queue) and a persistent session."""
+    return aiomqtt.Client("127.0.0.1", port, identifier="bench-bare", clean_session=False)
 
 
 async def bare_drain(port: int, messages: list[tuple[str, bytes]]) -> float:
