@@ -15,7 +15,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import aiomqtt
@@ -149,15 +149,17 @@ class MqttIngest:
                         )
                     down_since = None
                     backoff.reset()
-                    acks: list[tuple[int, int]] = []
-                    async for message in client.messages:
-                        await self.handle(str(message.topic), _bytes(message.payload))
-                        if message.qos > 0:
-                            acks.append((message.mid, message.qos))
-                        if acks and (len(acks) >= ACK_BATCH or incoming[0].empty()):
-                            for mid, qos in acks:
-                                client._client.ack(mid, qos)
-                            acks.clear()
+                    queue, acks = incoming[0], []
+                    async for first in client.messages:
+                        # Whatever else is already waiting is taken without a wait per message.
+                        for message in _waiting(first, queue):
+                            await self.handle(str(message.topic), _bytes(message.payload))
+                            if message.qos > 0:
+                                acks.append((message.mid, message.qos))
+                            if acks and (len(acks) >= ACK_BATCH or queue.empty()):
+                                for mid, qos in acks:
+                                    client._client.ack(mid, qos)
+                                acks.clear()
             except aiomqtt.MqttError as exc:
                 self.stats.connected = False
                 if down_since is None:
@@ -198,6 +200,15 @@ class MqttIngest:
         if now - self._last_reject_log.get(sensor, -REJECT_LOG_INTERVAL_S) >= REJECT_LOG_INTERVAL_S:
             self._last_reject_log[sensor] = now
             log.warning("sensor=%s topic=%s message refused (%d so far): %s", sensor, topic[:120], count, exc)
+
+
+def _waiting(first: aiomqtt.Message, queue: asyncio.Queue[aiomqtt.Message]) -> Iterator[aiomqtt.Message]:
+    """`first`, then the messages queued behind it, at most 1,000 (the loop gets its turn after that)."""
+    yield first
+    for _ in range(1000):
+        if queue.empty():
+            return
+        yield queue.get_nowait()
 
 
 def _bytes(payload: object) -> bytes:
