@@ -22,15 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import status_mib  # noqa: E402
 from tests.helpers import PrinterSpec, closed_port_printers, write_config  # noqa: E402
 from tests.peers.octoprint import OctoPrintPeer, make_template  # noqa: E402
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def time_to_ready(config: Path, workdir: Path) -> tuple[float, subprocess.Popen[bytes]]:
@@ -64,7 +58,7 @@ def baseline(runs: int) -> tuple[float, float]:
         starts.append(time.perf_counter() - t)
     idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     time.sleep(0.5)
-    rss = rss_mib(idle.pid)
+    rss = status_mib(idle.pid, "VmRSS")
     os.kill(idle.pid, signal.SIGTERM)
     idle.wait()
     return statistics.median(starts), rss
@@ -91,14 +85,14 @@ def main() -> None:
                 stop(proc)
             _, proc = time_to_ready(config, work)
             time.sleep(args.idle)
-            idle_rss = rss_mib(proc.pid)
+            idle_rss = status_mib(proc.pid, "VmRSS")
             stop(proc)
             config20 = write_config(
                 work / "dead", [*specs, *closed_port_printers(20)], tokens={"v": "viewer"}
             )
             _, proc = time_to_ready(config20, work)
             time.sleep(args.idle)
-            rss20 = rss_mib(proc.pid)
+            rss20 = status_mib(proc.pid, "VmRSS")
             stop(proc)
         finally:
             for p in printers:

@@ -28,6 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import status_mib  # noqa: E402
 from controller.cli import MultipartBody  # noqa: E402
 from controller.jobs import remote_name  # noqa: E402
 from devices.localproc import LocalProcess, free_port  # noqa: E402
@@ -39,14 +40,6 @@ from tests.peers.octoprint import OctoPrintPeer, make_template  # noqa: E402
 POLL_S = 0.02
 RSS_EVERY_S = 0.05
 _API_TIMEOUT = httpx.Timeout(10.0, write=60.0, read=600.0)  # the submit answers after the metadata scan
-
-
-def status_mib(pid: int, key: str) -> float:
-    """A `kB` line of /proc/<pid>/status (VmRSS, VmHWM) in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {key} for pid {pid}")
 
 
 def p90(values: list[float]) -> float:

@@ -33,6 +33,7 @@ import aiomqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import status_mib  # noqa: E402
 from devices.localproc import LocalProcess, free_port  # noqa: E402
 from tests.helpers import write_config  # noqa: E402
 from tests.peers.servers import InfluxPeer, MosquittoPeer  # noqa: E402
@@ -161,13 +162,6 @@ class Daemon:
                 if " WARNING " in line or " ERROR " in line:
                     print(f"  daemon log: {line}")
             self.proc = None
-
-
-def status_mib(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {key} for pid {pid}")
 
 
 def bare_session(port: int) -> aiomqtt.Client:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import aiomqtt
@@ -18,6 +17,7 @@ from controller.telemetry.ingest import MqttIngest
 from tests.conftest import OctoPrintFactory
 from tests.farm import TOKENS, print_file, running_farm
 from tests.helpers import PrinterSpec, config_for, metric_value
+from tests.influxql import create_db, influxql, wait_rows
 from tests.peers.servers import InfluxPeer, MosquittoPeer, VictoriaPeer
 
 SENSORS = """
@@ -102,37 +102,10 @@ def telemetry_config(tmp_path: Path, mosquitto: MosquittoPeer, influx_url: str, 
     return config_for(tmp_path, [], tokens=TOKENS, sections=sections)
 
 
-async def influxql(influx: InfluxPeer, query: str) -> list[dict[str, Any]]:
-    """Rows of the first series of `query` as dicts (tags included via GROUP BY *)."""
-    params = {"db": "farm", "q": query, "epoch": "ns"}  # integer times: RFC 3339 strings do not sort
-    async with aiohttp.ClientSession() as http, http.get(f"{influx.url}/query", params=params) as resp:
-        body = await resp.json()
-    rows: list[dict[str, Any]] = []
-    for series in body["results"][0].get("series", []):
-        for values in series["values"]:
-            rows.append({**series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))})
-    return rows
-
-
-async def create_db(influx: InfluxPeer) -> None:
-    params = {"q": "CREATE DATABASE farm"}
-    async with aiohttp.ClientSession() as http, http.post(f"{influx.url}/query", params=params) as resp:
-        assert resp.status == 200
-
-
 async def publish(mosquitto: MosquittoPeer, messages: list[tuple[str, bytes]]) -> None:
     async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
-
-
-async def wait_rows(influx: InfluxPeer, query: str, count: int, timeout: float = 20) -> list[dict[str, Any]]:
-    async with asyncio.timeout(timeout):
-        while True:
-            rows = await influxql(influx, query)
-            if len(rows) >= count:
-                return rows
-            await asyncio.sleep(0.2)
 
 
 async def test_each_profile_lands_in_influxdb_16_as_the_expected_points(
@@ -236,11 +209,9 @@ async def test_a_backlog_larger_than_any_buffer_arrives_whole(
                 )
             )
     async with running_farm(config, tmp_path / "etc/secrets") as farm:
-        rows = await wait_rows(influxdb, "SELECT count(weight_g) FROM material", 1)
+        count = "SELECT count(weight_g) FROM material"
         async with asyncio.timeout(90):
-            while (rows := await influxql(influxdb, "SELECT count(weight_g) FROM material"))[0][
-                "count"
-            ] < total:
+            while not (rows := await influxql(influxdb, count)) or rows[0]["count"] < total:
                 await asyncio.sleep(0.5)
         metrics = (await farm.api.get("/metrics")).text
     assert rows[0]["count"] == total

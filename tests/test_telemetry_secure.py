@@ -19,13 +19,16 @@ import pytest
 from controller.config import Config
 from tests.farm import TOKENS, running_farm
 from tests.helpers import config_for, metric_value
+from tests.influxql import influxql, wait_rows
 from tests.peers.servers import InfluxPeer, MosquittoPeer
 from tests.peers.tls import TlsFiles, make_ca_and_server_cert
 
 MQTT_USER, MQTT_PASSWORD = "farmctl", "mqtt-pw-Zq81"
 INFLUX_ADMIN, INFLUX_ADMIN_PASSWORD = "admin", "admin-pw-Lk22"
+ADMIN = (INFLUX_ADMIN, INFLUX_ADMIN_PASSWORD)
 INFLUX_USER, INFLUX_PASSWORD = "farmctl", "influx-pw-Xe37"
 SCALE = "scales/sensor/scale_1/state"
+WEIGHTS = "SELECT weight_g FROM material"
 
 
 @pytest.fixture
@@ -82,26 +85,6 @@ async def set_up_influx_users(influx: InfluxPeer) -> None:
     await influx_admin(influx, "CREATE DATABASE farm")
     await influx_admin(influx, f"CREATE USER {INFLUX_USER} WITH PASSWORD '{INFLUX_PASSWORD}'")
     await influx_admin(influx, f"GRANT WRITE ON farm TO {INFLUX_USER}")
-
-
-async def weights(influx: InfluxPeer) -> list[float]:
-    params = {
-        "db": "farm",
-        "q": "SELECT weight_g FROM material",
-        "u": INFLUX_ADMIN,
-        "p": INFLUX_ADMIN_PASSWORD,
-    }
-    async with aiohttp.ClientSession() as http, http.get(f"{influx.url}/query", params=params) as resp:
-        body = await resp.json()
-    series = body["results"][0].get("series", [])
-    return sorted(float(v[1]) for s in series for v in s["values"])
-
-
-async def wait_weights(influx: InfluxPeer, count: int, timeout: float = 30) -> list[float]:
-    async with asyncio.timeout(timeout):
-        while len(found := await weights(influx)) < count:
-            await asyncio.sleep(0.2)
-    return found
 
 
 def secure_config(
@@ -202,7 +185,8 @@ async def test_password_and_tls_broker_into_influxdb_with_auth(
             while "farmctl_mqtt_connected 1" not in (await farm.api.get("/metrics")).text:
                 await asyncio.sleep(0.2)
         await publish_tls(locked_mosquitto, tls, range(100, 120))
-        assert await wait_weights(locked_influx, 20) == [float(v) for v in range(100, 120)]
+        rows = await wait_rows(locked_influx, WEIGHTS, 20, timeout=30, auth=ADMIN)
+        assert sorted(r["weight_g"] for r in rows) == [float(v) for v in range(100, 120)]
 
 
 async def test_wrong_credentials_spool_without_leaking_and_replay_once_fixed(
@@ -227,13 +211,14 @@ async def test_wrong_credentials_spool_without_leaking_and_replay_once_fixed(
             while metric_value((await farm.api.get("/metrics")).text, "farmctl_spool_points") < 11:
                 await asyncio.sleep(0.2)
     assert "telemetry database refuses our credentials" in caplog.text
-    assert await weights(locked_influx) == []
+    assert await influxql(locked_influx, WEIGHTS, ADMIN) == []
 
     # InfluxDB password fixed, MQTT password now wrong: the ingest says the broker refuses it and keeps
     # retrying, while the writer replays the spool regardless.
     config = secure_config(tmp_path, locked_mosquitto, locked_influx, tls, mqtt_password=wrong_mqtt)
     async with running_farm(config, secrets) as farm:
-        assert await wait_weights(locked_influx, 10) == [float(v) for v in range(10)]
+        rows = await wait_rows(locked_influx, WEIGHTS, 10, timeout=30, auth=ADMIN)
+        assert sorted(r["weight_g"] for r in rows) == [float(v) for v in range(10)]
         await asyncio.sleep(2)
         assert "farmctl_mqtt_connected 0" in (await farm.api.get("/metrics")).text
     assert "mqtt broker 127.0.0.1" in caplog.text

@@ -30,17 +30,9 @@ def make_ca_and_server_cert(workdir: Path, name: str = "ca") -> TlsFiles:
         cwd=workdir,
     )  # fmt: skip
     _openssl(
-        "req",
-        "-new",
-        *ec,
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
+        "req", "-new", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
         cwd=workdir,
-    )
+    )  # fmt: skip
     (workdir / "server.ext").write_text(
         "subjectAltName=IP:127.0.0.1\n"
         "basicConstraints=critical,CA:FALSE\n"
