@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -142,7 +143,7 @@ class Daemon:
         self.proc = LocalProcess("farmctl", argv, self.work, env={"PYTHONPATH": str(ROOT)})
         self.proc.start()
         async with asyncio.timeout(30), aiohttp.ClientSession() as http:
-            while "farmctl_mqtt_connected 1" not in await self.metrics(http):
+            while not _connected(await self.metrics(http)):
                 await asyncio.sleep(0.05)
         self.rss_idle = self.rss_idle or status_mib(self.proc.pid, "VmRSS")  # the first, fresh start
 
@@ -162,6 +163,11 @@ class Daemon:
                 if " WARNING " in line or " ERROR " in line:
                     print(f"  daemon log: {line}")
             self.proc = None
+
+
+def _connected(metrics: str) -> bool:
+    """The daemon is subscribed to every sensor topic (its session holds them all from now on)."""
+    return "\nfarmctl_mqtt_connected 1\n" in metrics
 
 
 def bare_session(port: int) -> aiomqtt.Client:
@@ -257,7 +263,8 @@ async def farm_latency(daemon: Daemon, influx: Influx, port: int, rate: int, sec
     while len(seen) < total:
         if time.monotonic() > deadline:
             missing = sorted(set(range(total)) - set(seen))
-            raise RuntimeError(f"{len(missing)} points never arrived, e.g. {missing[:10]}")
+            stored = await influx.query("SELECT count(weight_g) FROM material")
+            raise RuntimeError(f"{len(missing)} points not seen, e.g. {missing[:10]}; stored: {stored}")
         # A batch need not become visible all at once: look back a little behind the newest seen.
         since = max(0, newest - LOOK_BACK_NS)
         results = await influx.query(f"SELECT weight_g FROM material WHERE time > {since:d}")  # noqa: S608
@@ -326,6 +333,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=1000)
     args = parser.parse_args()
+    # aiomqtt warns on each publish while more than 10 await their PUBACK; the paced publisher does that.
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         mosquitto = MosquittoPeer(work / "mosquitto")

@@ -182,7 +182,7 @@ async def test_password_and_tls_broker_into_influxdb_with_auth(
     config = secure_config(tmp_path, locked_mosquitto, locked_influx, tls)
     async with running_farm(config, tmp_path / "etc/secrets") as farm:
         async with asyncio.timeout(20):
-            while "farmctl_mqtt_connected 1" not in (await farm.api.get("/metrics")).text:
+            while metric_value((await farm.api.get("/metrics")).text, "farmctl_mqtt_connected") != 1:
                 await asyncio.sleep(0.2)
         await publish_tls(locked_mosquitto, tls, range(100, 120))
         rows = await wait_rows(locked_influx, WEIGHTS, 20, timeout=30, auth=ADMIN)
@@ -203,7 +203,7 @@ async def test_wrong_credentials_spool_without_leaking_and_replay_once_fixed(
     config = secure_config(tmp_path, locked_mosquitto, locked_influx, tls, influx_password=wrong_influx)
     async with running_farm(config, secrets) as farm:
         async with asyncio.timeout(20):
-            while "farmctl_mqtt_connected 1" not in (await farm.api.get("/metrics")).text:
+            while metric_value((await farm.api.get("/metrics")).text, "farmctl_mqtt_connected") != 1:
                 await asyncio.sleep(0.2)
         await publish_tls(locked_mosquitto, tls, range(10))
         # Ten weights and the farm point written at start.
@@ -220,7 +220,7 @@ async def test_wrong_credentials_spool_without_leaking_and_replay_once_fixed(
         rows = await wait_rows(locked_influx, WEIGHTS, 10, timeout=30, auth=ADMIN)
         assert sorted(r["weight_g"] for r in rows) == [float(v) for v in range(10)]
         await asyncio.sleep(2)
-        assert "farmctl_mqtt_connected 0" in (await farm.api.get("/metrics")).text
+        assert metric_value((await farm.api.get("/metrics")).text, "farmctl_mqtt_connected") == 0
     assert "mqtt broker 127.0.0.1" in caplog.text
     for secret in (wrong_influx, wrong_mqtt, MQTT_PASSWORD, INFLUX_PASSWORD):
         assert secret not in caplog.text

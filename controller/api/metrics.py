@@ -44,7 +44,13 @@ async def render(sources: MetricSources) -> str:
     ingest, writer = sources.ingest, sources.writer
     if ingest is not None:
         s = ingest.stats
-        _metric(out, "mqtt_connected", "gauge", "1 while connected to the broker", [("", float(s.connected))])
+        _metric(
+            out,
+            "mqtt_connected",
+            "gauge",
+            "Broker connection: up (1) or down (0)",
+            [("", float(s.connected))],
+        )
         _metric(out, "mqtt_messages_received_total", "counter", "MQTT messages received", [("", s.received)])
         _metric(
             out, "mqtt_messages_decoded_total", "counter", "Messages decoded by a profile", [("", s.decoded)]
