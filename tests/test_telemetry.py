@@ -235,7 +235,14 @@ async def test_broker_restart_mid_stream_loses_no_qos1_message(
         # Published while farmctl is still reconnecting: the broker holds them for its session.
         await publish(mosquitto, [("scales/sensor/scale_1/state", f"{i}".encode()) for i in range(50, 100)])
         rows = await wait_rows(influxdb, "SELECT weight_g FROM material", 100, timeout=30)
-        assert sorted(r["weight_g"] for r in rows) == [float(i) for i in range(100)]
+        # Every message arrived. QoS 1 is at-least-once: a message whose ack had not reached the broker
+        # when it stopped (acks go out in groups, at most a millisecond late) is sent again after the
+        # restart, so a few of the last ones before the stop may be stored twice; at most the broker's
+        # in-flight window of them (mosquitto: 20).
+        weights = [r["weight_g"] for r in rows]
+        assert set(weights) == {float(i) for i in range(100)}
+        assert len(weights) - 100 <= 20
+        assert all(w >= 30 for w in weights if weights.count(w) > 1)
 
 
 async def test_api_v2_writes_reach_victoriametrics(

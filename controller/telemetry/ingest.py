@@ -15,24 +15,28 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from controller.config import MqttConfig, SensorConfig
 from controller.fleet import Backoff
 from controller.tasks import run_until_stopped
-from devices.influx import Point, to_line
+from devices.influx import line_fields, line_head
 from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, TopicIndex, decode
 
 log = logging.getLogger(__name__)
 
 REJECT_LOG_INTERVAL_S = 60.0
 QOS0_QUEUE_MAX = 10_000
-# Acks are sent in groups (one write for several; faster than paho's automatic acks), at the latest
-# when nothing more is waiting, so the broker's in-flight window (mosquitto: 20) never runs dry.
+# Acks are sent in groups: one socket write for several instead of one per message. A group goes out
+# when it is full or ACK_DELAY_S after its first ack, whichever is first, so a broker's in-flight window
+# (mosquitto: 20) never waits long on us, even a window smaller than a group.
 ACK_BATCH = 10
+ACK_DELAY_S = 0.001
+HEADS_MAX = 4096
 
 
 @dataclass
@@ -103,6 +107,8 @@ class MqttIngest:
         self.out = out
         self.stats = IngestStats()
         self._last_reject_log: dict[str, float] = {}
+        # Line heads by (measurement, tags): readings share their sensor's tags object, so few entries.
+        self._heads: dict[tuple[str, Mapping[str, str]], str] = {}
 
     def _tls(self) -> aiomqtt.TLSParameters | None:
         if not self.config.tls:
@@ -149,17 +155,15 @@ class MqttIngest:
                         )
                     down_since = None
                     backoff.reset()
-                    queue, acks = incoming[0], []
-                    async for first in client.messages:
-                        # Whatever else is already waiting is taken without a wait per message.
-                        for message in _waiting(first, queue):
-                            await self.handle(str(message.topic), _bytes(message.payload))
-                            if message.qos > 0:
-                                acks.append((message.mid, message.qos))
-                            if acks and (len(acks) >= ACK_BATCH or queue.empty()):
-                                for mid, qos in acks:
-                                    client._client.ack(mid, qos)
-                                acks.clear()
+                    acks = _Acks(client._client)
+                    try:
+                        async for first in client.messages:
+                            # Whatever else is already waiting is taken without a wait per message.
+                            for message in _waiting(first, incoming[0]):
+                                await self.handle(str(message.topic), _bytes(message.payload))
+                                acks.add(message.mid, message.qos)
+                    finally:
+                        acks.flush()  # before the disconnect: what is handled is not sent again
             except aiomqtt.MqttError as exc:
                 self.stats.connected = False
                 if down_since is None:
@@ -185,12 +189,21 @@ class MqttIngest:
             for reading in readings:
                 when = int(reading.time.timestamp() * 1e9) if reading.time else received_ns
                 try:  # the reading's tags already carry sensor=<id> and the config's tags
-                    line = to_line(Point(reading.measurement, reading.tags, dict(reading.fields), when))
+                    head, fields = self._head(reading.measurement, reading.tags), line_fields(reading.fields)
                 except ValueError as exc:
                     self._rejected(spec.id, topic, exc)
                     continue
-                await self.out(line)
+                await self.out(f"{head} {fields} {when}")
                 self.stats.points += 1
+
+    def _head(self, measurement: str, tags: Mapping[str, str]) -> str:
+        key = (measurement, tags)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= HEADS_MAX:
+                self._heads.clear()
+            head = self._heads[key] = line_head(measurement, tags)
+        return head
 
     def _rejected(self, sensor: str, topic: str, exc: Exception) -> None:
         self.stats.rejected += 1
@@ -200,6 +213,32 @@ class MqttIngest:
         if now - self._last_reject_log.get(sensor, -REJECT_LOG_INTERVAL_S) >= REJECT_LOG_INTERVAL_S:
             self._last_reject_log[sensor] = now
             log.warning("sensor=%s topic=%s message refused (%d so far): %s", sensor, topic[:120], count, exc)
+
+
+class _Acks:
+    """Acks of handled QoS 1/2 messages, sent in groups (see ACK_BATCH)."""
+
+    def __init__(self, paho: mqtt.Client) -> None:
+        self._paho = paho
+        self._pending: list[tuple[int, int]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, mid: int, qos: int) -> None:
+        if qos == 0:
+            return
+        self._pending.append((mid, qos))
+        if len(self._pending) >= ACK_BATCH:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(ACK_DELAY_S, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for mid, qos in self._pending:
+            self._paho.ack(mid, qos)
+        self._pending.clear()
 
 
 def _waiting(first: aiomqtt.Message, queue: asyncio.Queue[aiomqtt.Message]) -> Iterator[aiomqtt.Message]:

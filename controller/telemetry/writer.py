@@ -49,6 +49,9 @@ class TelemetryWriter:
         self.flush_interval = flush_interval
         self.stats = WriterStats()
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        # The collector sleeps until `_wanted` lines are queued (one wake-up per batch, not per line).
+        self._wanted = batch_size
+        self._enough = asyncio.Event()
         self._backoff = Backoff(min(1.0, retry_max), retry_max)
         self._down_since: float | None = None
         self._retry_at = 0.0
@@ -57,6 +60,8 @@ class TelemetryWriter:
     async def put(self, line: str) -> None:
         """Queue one line-protocol line; waits while the queue is full."""
         await self._queue.put(line)
+        if self._queue.qsize() >= self._wanted:
+            self._enough.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -81,17 +86,21 @@ class TelemetryWriter:
         except TimeoutError:
             return []
         deadline = time.monotonic() + self.flush_interval  # a batch's age counts from its first line
-        while len(batch) < self.batch_size:
+        while True:
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             remaining = deadline - time.monotonic()
             if len(batch) >= self.batch_size or remaining <= 0:
-                break
+                return batch
+            self._wanted = min(self.batch_size - len(batch), self._queue.maxsize or self.batch_size)
+            self._enough.clear()
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                await asyncio.wait_for(self._enough.wait(), remaining)
             except TimeoutError:
-                break
-        return batch
+                pass
+            finally:
+                self._wanted = self.batch_size
+            # The queue may have filled the batch, or the age is up: both checked at the top.
 
     async def _handle(self, batch: list[str]) -> None:
         if self.spool or self._down_since is not None:

@@ -1,6 +1,6 @@
 """InfluxDB driver: line protocol and the v1 (/write) and v2 (influxdb-client) writers."""
 
-from devices.influx.lineproto import Point, to_line
+from devices.influx.lineproto import Point, line_fields, line_head, to_line
 from devices.influx.writers import (
     InfluxAuthError,
     InfluxRejected,
@@ -18,5 +18,7 @@ __all__ = [
     "V1Writer",
     "V2Writer",
     "Writer",
+    "line_fields",
+    "line_head",
     "to_line",
 ]

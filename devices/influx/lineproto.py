@@ -22,6 +22,8 @@ class Point:
 
 
 def _field(value: float | str) -> str | None:
+    if type(value) is float:  # the common case
+        return repr(value) if math.isfinite(value) else None
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'"{escaped}"'
@@ -33,20 +35,35 @@ def _field(value: float | str) -> str | None:
     return repr(number)
 
 
-def to_line(point: Point) -> str:
-    """The point as one line; ValueError if it has no field InfluxDB would take (non-finite numbers)."""
-    if not point.measurement:
+def line_head(measurement: str, tags: Mapping[str, str]) -> str:
+    """`measurement,tag=value,...`: the series part of a line, tags sorted, empty tag values left out."""
+    if not measurement:
         raise ValueError("a point needs a measurement")
-    head = point.measurement.translate(_MEASUREMENT)
-    for key in sorted(point.tags):  # sorted tags: InfluxDB's fastest path
-        value = point.tags[key]
+    head = measurement.translate(_MEASUREMENT)
+    for key in sorted(tags):  # sorted tags: InfluxDB's fastest path
+        value = tags[key]
         if value:  # an empty tag value is not allowed in line protocol
             head += f",{key.translate(_KEY)}={value.translate(_KEY)}"
-    fields = []
-    for key, raw in point.fields.items():
-        encoded = _field(raw)
-        if encoded is not None:
-            fields.append(f"{key.translate(_KEY)}={encoded}")
-    if not fields:
-        raise ValueError(f"point {point.measurement!r} has no finite field")
-    return f"{head} {','.join(fields)} {point.time_ns}"
+    return head
+
+
+def line_fields(fields: Mapping[str, float | str]) -> str:
+    """`key=value,...`; ValueError if no field is one InfluxDB would take (non-finite numbers)."""
+    encoded = []
+    for key, raw in fields.items():
+        value = _field(raw)
+        if value is not None:
+            encoded.append(f"{key.translate(_KEY)}={value}")
+    if not encoded:
+        raise ValueError("a point needs at least one finite field")
+    return ",".join(encoded)
+
+
+def to_line(point: Point) -> str:
+    """The point as one line; ValueError if it has no field InfluxDB would take (non-finite numbers)."""
+    head = line_head(point.measurement, point.tags)
+    try:
+        fields = line_fields(point.fields)
+    except ValueError:
+        raise ValueError(f"point {point.measurement!r} has no finite field") from None
+    return f"{head} {fields} {point.time_ns}"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import ItemsView, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
@@ -47,10 +47,12 @@ class FrozenMap(Mapping[K, V]):
     Compares equal to any mapping with the same items, so `reading.fields == {"power_w": 12.0}` holds.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ("_data", "_hash")
 
     def __init__(self, items: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
-        self._data: dict[K, V] = dict(items)
+        # Immutable, so another FrozenMap's dict is shared rather than copied.
+        self._data: dict[K, V] = items._data if isinstance(items, FrozenMap) else dict(items)
+        self._hash: int | None = None
 
     def __getitem__(self, key: K) -> V:
         return self._data[key]
@@ -61,8 +63,13 @@ class FrozenMap(Mapping[K, V]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def items(self) -> ItemsView[K, V]:  # the dict's own view: faster than Mapping's
+        return self._data.items()
+
     def __hash__(self) -> int:
-        return hash(frozenset(self._data.items()))
+        if self._hash is None:
+            self._hash = hash(frozenset(self._data.items()))
+        return self._hash
 
     def __repr__(self) -> str:
         return repr(self._data)
@@ -104,6 +111,8 @@ class SensorSpec:
     fields: tuple[FieldMap, ...] = ()
     tags: Mapping[str, str] = NO_TAGS
     max_payload: int = 64 * 1024
+    # The tags of every reading: `sensor` = id plus `tags`; one shared object (set in __post_init__).
+    reading_tags: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = f"sensor {self.id!r}"
@@ -125,6 +134,7 @@ class SensorSpec:
                 raise ValueError(f"{where}: tag {key!r} needs a name and a non-empty value")
         if "sensor" in self.tags:
             raise ValueError(f"{where}: tag 'sensor' is reserved for the sensor id")
+        object.__setattr__(self, "reading_tags", FrozenMap({"sensor": self.id, **self.tags}))
         self._check_profile_options(where)
 
     def _check_profile_options(self, where: str) -> None:
@@ -162,5 +172,7 @@ class Reading:
     time: datetime | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fields", FrozenMap(self.fields))
-        object.__setattr__(self, "tags", FrozenMap(self.tags))
+        if not isinstance(self.fields, FrozenMap):
+            object.__setattr__(self, "fields", FrozenMap(self.fields))
+        if not isinstance(self.tags, FrozenMap):  # the sensor's own tags object: kept as is
+            object.__setattr__(self, "tags", FrozenMap(self.tags))

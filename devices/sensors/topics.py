@@ -31,6 +31,8 @@ def topic_matches(filter: str, topic: str) -> bool:
     Wildcards in the first level do not match `$`-topics (`$SYS/...`). An invalid filter or a topic name
     that contains wildcards or is empty matches nothing.
     """
+    if filter == topic:  # the common case: a sensor's exact topic
+        return bool(topic) and "+" not in topic and "#" not in topic and "\0" not in topic
     if not valid_filter(filter) or not topic or "+" in topic or "#" in topic or "\0" in topic:
         return False
     wanted = filter.split("/")

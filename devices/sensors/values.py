@@ -133,4 +133,4 @@ def reading(
     spec: SensorSpec, measurement: str, fields: Mapping[str, float], time: datetime | None = None
 ) -> Reading:
     """A Reading tagged with the sensor id and the spec's tags."""
-    return Reading(measurement, fields, {"sensor": spec.id, **spec.tags}, time)
+    return Reading(measurement, fields, spec.reading_tags, time)
