@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,51 @@ async def test_writer_isolates_bad_points_and_replays_the_spool_in_order(tmp_pat
     await task
     assert [row for row in db.rows if int(row.split()[-1]) >= 16] == [f"m v={i}.0 {i}" for i in range(16, 44)]
     assert not writer.spool
+
+
+class TimedDatabase:
+    """Records each write's size and when it came."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[int, float]] = []
+
+    async def write(self, lines: list[str]) -> None:
+        self.writes.append((len(lines), time.monotonic()))
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_writer_batches_by_size_and_age_and_ends_a_burst_without_waiting(tmp_path: Path) -> None:
+    db = TimedDatabase()
+    writer = TelemetryWriter(db, Spool(tmp_path / "spool", 1 << 20), batch_size=100, flush_interval=1.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(writer.run(stop))
+    # A burst of 201: two full batches at once, the one line after them once lines stop.
+    for i in range(201):
+        await writer.put(f"m v={i}.0 {i}")
+    burst_end = time.monotonic()
+    await asyncio.sleep(0.6)
+    assert [size for size, _ in db.writes] == [100, 100, 1]
+    assert db.writes[2][1] - burst_end < 0.4  # not the flush_interval of 1 s
+    # A burst smaller than a batch but over a fifth of one: the same.
+    await asyncio.sleep(1.2)  # the next batch after one that was not full
+    for i in range(30):
+        await writer.put(f"m v={i}.0 {i}")
+    burst_end = time.monotonic()
+    await asyncio.sleep(0.6)
+    assert [size for size, _ in db.writes[3:]] == [30]
+    assert db.writes[3][1] - burst_end < 0.4
+    # A trickle: a small batch waits for its age (one write a second, not one per line).
+    start = time.monotonic()
+    for i in range(5):
+        await writer.put(f"m v={i}.0 {i}")
+        await asyncio.sleep(0.15)
+    await asyncio.sleep(0.6)
+    assert [size for size, _ in db.writes[4:]] == [5]
+    assert db.writes[4][1] - start >= 0.95
+    stop.set()
+    await task
 
 
 def _ingest() -> tuple[MqttIngest, list[str]]:

@@ -157,11 +157,7 @@ class MqttIngest:
                     backoff.reset()
                     acks = _Acks(client._client)
                     try:
-                        async for first in client.messages:
-                            # Whatever else is already waiting is taken without a wait per message.
-                            for message in _waiting(first, incoming[0]):
-                                await self.handle(str(message.topic), _bytes(message.payload))
-                                acks.add(message.mid, message.qos)
+                        await self._consume(client, incoming[0], acks)
                     finally:
                         acks.flush()  # before the disconnect: what is handled is not sent again
             except aiomqtt.MqttError as exc:
@@ -170,6 +166,21 @@ class MqttIngest:
                     down_since = time.monotonic()
                     log.warning("mqtt broker %s:%d unreachable: %s", self.config.host, self.config.port, exc)
                 await asyncio.sleep(backoff.next())
+
+    async def _consume(
+        self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message], acks: _Acks
+    ) -> None:
+        """Handle messages until the connection drops (MqttError)."""
+        while True:
+            if queue.empty():
+                # One turn of the loop first: during a backlog the reader has usually queued the next
+                # message by then, which is cheaper than aiomqtt's wait (a task and asyncio.wait each).
+                await asyncio.sleep(0)
+            first = queue.get_nowait() if not queue.empty() else await anext(client.messages)
+            # Whatever else is already waiting is taken without a wait per message.
+            for message in _waiting(first, queue):
+                await self.handle(str(message.topic), _bytes(message.payload))
+                acks.add(message.mid, message.qos)
 
     async def handle(self, topic: str, payload: bytes) -> None:
         """Decode one message for every sensor whose topic matches; count what cannot be used."""

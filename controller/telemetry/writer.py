@@ -20,6 +20,12 @@ from devices.influx import InfluxAuthError, InfluxRejected, InfluxUnavailable, W
 
 log = logging.getLogger(__name__)
 
+# The end of a burst (a backlog drained after an outage) is written once no line came for QUIET_S,
+# instead of waiting for flush_interval: the batch after a full one, or one of at least
+# 1/QUIET_FRACTION of batch_size. A trickle of small batches still goes out once per flush_interval.
+QUIET_S = 0.1
+QUIET_FRACTION = 5
+
 
 @dataclass
 class WriterStats:
@@ -52,6 +58,7 @@ class TelemetryWriter:
         # The collector sleeps until `_wanted` lines are queued (one wake-up per batch, not per line).
         self._wanted = batch_size
         self._enough = asyncio.Event()
+        self._after_full = False  # the last batch was full: a burst is under way
         self._backoff = Backoff(min(1.0, retry_max), retry_max)
         self._down_since: float | None = None
         self._retry_at = 0.0
@@ -79,12 +86,18 @@ class TelemetryWriter:
                 await self._drain()
 
     async def _collect(self) -> list[str]:
-        """Up to batch_size lines, at most flush_interval after the first; [] when a retry is due."""
+        """Up to batch_size lines, at most flush_interval after the first (sooner at the end of a burst,
+        see QUIET_S); [] when a retry is due."""
         first_timeout = max(0.0, self._retry_at - time.monotonic()) if self.spool else None
         try:
             batch = [await asyncio.wait_for(self._queue.get(), first_timeout)]
         except TimeoutError:
             return []
+        batch = await self._fill(batch)
+        self._after_full = len(batch) >= self.batch_size
+        return batch
+
+    async def _fill(self, batch: list[str]) -> list[str]:
         deadline = time.monotonic() + self.flush_interval  # a batch's age counts from its first line
         while True:
             while len(batch) < self.batch_size and not self._queue.empty():
@@ -94,10 +107,12 @@ class TelemetryWriter:
                 return batch
             self._wanted = min(self.batch_size - len(batch), self._queue.maxsize or self.batch_size)
             self._enough.clear()
+            burst = self._after_full or len(batch) * QUIET_FRACTION >= self.batch_size
             try:
-                await asyncio.wait_for(self._enough.wait(), remaining)
+                await asyncio.wait_for(self._enough.wait(), min(remaining, QUIET_S) if burst else remaining)
             except TimeoutError:
-                pass
+                if burst and self._queue.empty():
+                    return batch  # the burst is over
             finally:
                 self._wanted = self.batch_size
             # The queue may have filled the batch, or the age is up: both checked at the top.
