@@ -5,13 +5,15 @@ aiomqtt receive loop on the same broker in the same run.
    50 configured sensors) wait on the broker for a persistent session; then the consumer connects and
    drains them. Bare loop: first message → Nth message received. farmctl: first message received (the
    first point's own timestamp, which is its receive time) → the Nth point visible in InfluxDB.
+   The two take turns for --rounds rounds (the machine's pace drifts by ±15 % between runs); the
+   medians are compared.
 2. Latency at a steady 1,000 msg/s: each scale message carries its sequence number as the weight;
    bare loop: publish → received; farmctl: publish → the point visible in InfluxDB (polled every 10 ms
    for points newer than half a second before the newest seen). Measured at the default
    flush_interval (1 s: the batching age dominates) and at 0.1 s (the pipeline's own cost).
 3. The daemon's RSS: idle after start, and its high-water mark (VmHWM) after each phase.
 
-    .venv/bin/python bench/ingest.py [--messages 30000] [--seconds 10] [--rate 1000]
+    .venv/bin/python bench/ingest.py [--messages 30000] [--rounds 3] [--seconds 10] [--rate 1000]
 """
 
 from __future__ import annotations
@@ -297,14 +299,28 @@ async def bench(args: argparse.Namespace, work: Path, mosquitto: MosquittoPeer, 
     daemons = {
         f: Daemon(work / f"farm-{f}", mosquitto.port, influxdb.url, f, f"farmctl-{f}") for f in (1.0, 0.1)
     }
-    drainer = Daemon(work / "farm-drain", mosquitto.port, influxdb.url, 1.0, "farmctl-drain")
+    drainers: list[Daemon] = []
     try:
         messages = mixed_messages(args.messages)
-        bare_rate = await bare_drain(mosquitto.port, messages)
-        taken_rate, farm_rate = await farm_drain(drainer, influx, mosquitto.port, messages)
         print(
-            f"throughput, {args.messages} QoS 1 messages, {PLUGS + SCALES} sensors, drained from a backlog:"
+            f"throughput, {args.messages} QoS 1 messages, {PLUGS + SCALES} sensors, drained from a backlog"
+            f" ({args.rounds} rounds, bare loop and farmctl taking turns):"
         )
+        rounds: list[tuple[float, float, float]] = []
+        for r in range(args.rounds):
+            await influx.reset()
+            drainers.append(
+                Daemon(work / f"drain-{r}", mosquitto.port, influxdb.url, 1.0, f"farmctl-drain-{r}")
+            )
+            bare_rate = await bare_drain(mosquitto.port, messages)
+            taken_rate, farm_rate = await farm_drain(drainers[-1], influx, mosquitto.port, messages)
+            rounds.append((bare_rate, taken_rate, farm_rate))
+            print(
+                f"  round {r + 1}: bare {bare_rate:6.0f} msg/s, farmctl received {taken_rate:6.0f}"
+                f" ({taken_rate / bare_rate:.0%}), in InfluxDB {farm_rate:6.0f} ({farm_rate / bare_rate:.0%})"
+            )
+        bare_rate, taken_rate, farm_rate = (statistics.median(column) for column in zip(*rounds, strict=True))
+        print("  medians:")
         print(f"  bare aiomqtt receive loop   : {bare_rate:8.0f} msg/s")
         print(
             f"  farmctl received and decoded: {taken_rate:8.0f} msg/s  ({taken_rate / bare_rate:.0%} of bare)"
@@ -318,11 +334,12 @@ async def bench(args: argparse.Namespace, work: Path, mosquitto: MosquittoPeer, 
         for flush, daemon in daemons.items():
             lat = await farm_latency(daemon, influx, mosquitto.port, args.rate, args.seconds)
             print(f"  farmctl publish -> in InfluxDB, flush {flush:g} s: {ms(lat)}")
-        print(f"daemon RSS draining the backlog: idle {drainer.rss_idle:.1f} MiB, peak {drainer.hwm:.1f} MiB")
+        idle, peak = drainers[0].rss_idle, max(d.hwm for d in drainers)
+        print(f"daemon RSS draining the backlog: idle {idle:.1f} MiB, peak {peak:.1f} MiB")
         for flush, daemon in daemons.items():
             print(f"daemon RSS at {args.rate} msg/s, flush {flush:g} s: peak {daemon.hwm:.1f} MiB")
     finally:
-        for daemon in (*daemons.values(), drainer):
+        for daemon in (*daemons.values(), *drainers):
             daemon.stop()
         await influx.close()
 
@@ -332,6 +349,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     # aiomqtt warns on each publish while more than 10 await their PUBACK; the paced publisher does that.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
