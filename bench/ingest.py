@@ -46,6 +46,7 @@ SCALES = 25
 POLL_S = 0.01
 LOOK_BACK_S = 0.1
 DRAIN_POLL_S = 0.1
+END_POLL_S = 0.01
 
 
 def sensors_toml() -> str:
@@ -207,7 +208,7 @@ async def farm_drain(
     daemon: Daemon, influx: Influx, port: int, messages: list[tuple[str, bytes]]
 ) -> tuple[float, float]:
     """Messages per second from the first received to (1) all received by farmctl, (2) the last point
-    visible in InfluxDB (which includes the last batch's wait of up to flush_interval)."""
+    visible in InfluxDB (which includes the writer's end-of-burst wait of 0.1 s and the last write)."""
     await daemon.start()  # creates the persistent session
     daemon.stop()
     await publish_all(port, messages)
@@ -217,7 +218,9 @@ async def farm_drain(
         while await influx.count() < len(messages):
             if not received_at and f"received_total {len(messages)}\n" in await daemon.metrics(http):
                 received_at = time.time()
-            await asyncio.sleep(DRAIN_POLL_S)  # not faster: the polls would take CPU from the daemon
+            # Not faster during the drain: the polls would take CPU from the daemon. Once all is
+            # received, only the last write is awaited: polled closely, not to blur the end.
+            await asyncio.sleep(END_POLL_S if received_at else DRAIN_POLL_S)
     done = time.time()
     received_at = received_at or done
     first = await influx.first_time()
