@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.procstat import status_mib  # noqa: E402
 from devices.localproc import LocalProcess, free_port  # noqa: E402
-from tests.helpers import write_config  # noqa: E402
+from tests.helpers import metric_value, write_config  # noqa: E402
 from tests.peers.servers import InfluxPeer, MosquittoPeer  # noqa: E402
 
 PLUGS = 25
@@ -47,6 +47,7 @@ POLL_S = 0.01
 LOOK_BACK_S = 0.1
 DRAIN_POLL_S = 0.1
 END_POLL_S = 0.01
+RECEIVED = "farmctl_mqtt_messages_received_total"
 
 
 def sensors_toml() -> str:
@@ -146,17 +147,19 @@ class Daemon:
         self.proc = LocalProcess("farmctl", argv, self.work, env={"PYTHONPATH": str(ROOT)})
         self.proc.start()
         async with asyncio.timeout(30), aiohttp.ClientSession() as http:
-            while not _connected(await self.metrics(http)):
+            # Connected means subscribed to every sensor topic: the session holds them all from now on.
+            while await self.metric(http, "farmctl_mqtt_connected") != 1:
                 await asyncio.sleep(0.05)
         self.rss_idle = self.rss_idle or status_mib(self.proc.pid, "VmRSS")  # the first, fresh start
 
-    async def metrics(self, http: aiohttp.ClientSession) -> str:
+    async def metric(self, http: aiohttp.ClientSession, name: str) -> float:
+        """One unlabelled sample of the daemon's /metrics; -1 while the API does not answer yet."""
         try:
             headers = {"Authorization": f"Bearer {self.token}"}
             async with http.get(f"{self.api}/metrics", headers=headers) as resp:
-                return await resp.text()
+                return metric_value(await resp.text(), name)
         except aiohttp.ClientError:
-            return ""
+            return -1.0
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -166,11 +169,6 @@ class Daemon:
                 if " WARNING " in line or " ERROR " in line:
                     print(f"  daemon log: {line}")
             self.proc = None
-
-
-def _connected(metrics: str) -> bool:
-    """The daemon is subscribed to every sensor topic (its session holds them all from now on)."""
-    return "\nfarmctl_mqtt_connected 1\n" in metrics
 
 
 def bare_session(port: int) -> aiomqtt.Client:
@@ -216,7 +214,7 @@ async def farm_drain(
     received_at = 0.0
     async with asyncio.timeout(300), aiohttp.ClientSession() as http:
         while await influx.count() < len(messages):
-            if not received_at and f"received_total {len(messages)}\n" in await daemon.metrics(http):
+            if not received_at and await daemon.metric(http, RECEIVED) == len(messages):
                 received_at = time.time()
             # Not faster during the drain: the polls would take CPU from the daemon. Once all is
             # received, only the last write is awaited: polled closely, not to blur the end.
