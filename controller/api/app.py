@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from controller.api import jobs, metrics, printers
@@ -47,10 +48,15 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def create_app(config: Config, queue: JobQueue, sources: metrics.MetricSources | None = None) -> FastAPI:
     """The API app for one daemon: its queue, fleet, tokens and what /metrics reports."""
-    app = FastAPI(
+    # A workshop Pi often has no internet, so /docs and /redoc take their scripts, stylesheet and icon
+    # from this daemon: fastapi-offline ships current Swagger UI and ReDoc builds and serves them under
+    # /static-offline-docs (swagger-ui-bundle, the other packaged copy, last shipped Swagger UI 4 in 2023
+    # and has no ReDoc). Swagger UI's default validatorUrl is an online service; null turns it off.
+    app = FastAPIOffline(
         title="farmctl",
         version="1",
         description="Print-farm controller API. Every endpoint but /healthz needs a bearer token.",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.fleet = queue.fleet
     app.state.queue = queue
