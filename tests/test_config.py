@@ -1,7 +1,8 @@
-"""Config loading: unknown keys, wrong types, missing secrets, env overrides, the example file."""
+"""Config loading: plain-sentence errors naming the key, references, influx api keys, env, the example."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import EX_CONFIG, ConfigError, Role, load_config
+from controller.config import EX_CONFIG, ConfigError, Role, config_warnings, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "deploy" / "farmctl.example.toml"
@@ -73,7 +74,29 @@ def test_example_config_loads_and_documents_every_option(tmp_path: Path) -> None
     for section in sections:
         for key in type(section).model_fields:
             if key not in ("tokens", "fields"):
-                assert f"\n{key} = " in text, f"{key} is not documented in the example"
+                # "# key = " counts: the keys of the other influx api are shown commented out
+                assert re.search(rf"^(# )?{key} = ", text, re.M), f"{key} is not documented in the example"
+    assert config_warnings(config) == []
+
+
+def test_example_influx_v2_alternative_loads(tmp_path: Path) -> None:
+    head, influx = EXAMPLE.read_text().split("\n[influx]\n")
+    influx = re.sub(
+        r"^(api|database|retention_policy|username|password_file) = ", r"# \1 = ", influx, flags=re.M
+    )
+    influx = re.sub(r"^# (org|bucket|token_file) = ", r"\1 = ", influx, flags=re.M)
+    (tmp_path / "farmctl.toml").write_text(f'{head}\n[influx]\napi = "v2"\n{influx}')
+    (tmp_path / "secrets").mkdir()
+    for name in ("frontdesk.token", "operator.token", "mk4-1.key", "ender-2.key", "mqtt.password"):
+        (tmp_path / "secrets" / name).write_text(f"secret-{name}\n")
+    (tmp_path / "secrets" / "influx.token").write_text("secret-influx.token\n")
+    config = load_config(tmp_path / "farmctl.toml", env={})
+    assert config.influx is not None
+    assert (config.influx.api, config.influx.bucket, config.influx.secret) == (
+        "v2",
+        "farm",
+        "secret-influx.token",
+    )
 
 
 def test_minimal_config_has_defaults_and_reads_secrets(tmp_path: Path) -> None:
@@ -179,3 +202,174 @@ def test_sensor_options_must_fit_their_profile(tmp_path: Path) -> None:
     no_broker = MINIMAL + '[[sensors]]\nid = "s1"\ntopic = "a"\nprofile = "zigbee2mqtt"\n'
     with pytest.raises(ConfigError, match=r"need an \[mqtt\] section"):
         load_config(write(tmp_path, no_broker), env={})
+
+
+def after(anchor: str, text: str) -> tuple[str, str]:
+    """An edit for MINIMAL that adds `text` on the line after `anchor`."""
+    return anchor, f"{anchor}\n{text}"
+
+
+KEY_FILE = 'api_key_file = "p.key"'
+NAME_RULE = "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (('name = "p1"', 'name = "a b"'), f"printers['a b'].name: {NAME_RULE} (got 'a b')"),
+        (
+            after(KEY_FILE, "nozzle = -1"),
+            "printers['p1'].nozzle: must be a number greater than 0 and at most 5 (got -1)",
+        ),
+        (after(KEY_FILE, 'nozzle = "big"'), "printers['p1'].nozzle: must be a number (got 'big')"),
+        (
+            after(KEY_FILE, "build_volume = [1, 2]"),
+            "printers['p1'].build_volume: must have exactly 3 items (got [1, 2])",
+        ),
+        (('url = "http://127.0.0.1:5000"', ""), "printers['p1'].url: missing required key"),
+        (after("[api]", "listen_on = 1"), "api.listen_on: unknown key; did you mean 'listen'?"),
+        (("[[printers]]", "[[printer]]"), "printer: unknown key; did you mean 'printers'?"),
+        (after("[api]", "bogus = 1"), "api.bogus: unknown key (keys here: listen, tokens)"),
+        (
+            ("[[printers]]", "[[printers]]\nname='p1'\nurl='http://a'\napi_key_file='p.key'\n[[printers]]"),
+            "printers: duplicate printer name 'p1'",
+        ),
+        (
+            ('role = "operator"', 'role = "root"'),
+            "api.tokens['ops'].role: must be one of: viewer, operator, admin (got 'root')",
+        ),
+        (
+            ("[api]", '[controller]\nlog_level = "loud"\n[api]'),
+            "controller.log_level: must be one of: debug, info, warning, error (got 'loud')",
+        ),
+        (
+            ("[api]", "[jobs]\nmax_copies = 0\n[api]"),
+            "jobs.max_copies: must be a whole number at least 1 and at most 1000 (got 0)",
+        ),
+        (("[api]", '[influx]\napi = "v3"\n[api]'), "influx.api: must be one of: v1, v2 (got 'v3')"),
+        (
+            ("[api]", '[mqtt]\nport = "x"\ntls = "maybe"\n[api]'),
+            "mqtt.port: must be a whole number (got 'x')",
+        ),
+        (("[api]", '[mqtt]\ntls = "maybe"\n[api]'), "mqtt.tls: must be true or false (got 'maybe')"),
+        (
+            ('listen = "127.0.0.1:9000"', 'listen = "nowhere"'),
+            "api.listen: must be HOST:PORT, e.g. 127.0.0.1:8470 (got 'nowhere')",
+        ),
+    ],
+)
+def test_typical_mistakes_read_as_plain_sentences(
+    tmp_path: Path, edit: tuple[str, str], expected: str
+) -> None:
+    path = write(tmp_path, MINIMAL.replace(*edit, 1))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value).splitlines()[0] == f"{path}: {expected}"
+    for jargon in ("should", "Value error", "(top level)", "Field required", "Input"):
+        assert jargon not in str(info.value)
+
+
+def test_a_named_entry_set_from_env_says_so(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"FARMCTL_PRINTERS__P1__NOZZLE": "-1"})
+    assert str(info.value) == (
+        f"{path}: printers['p1'].nozzle (from env FARMCTL_PRINTERS__P1__NOZZLE): "
+        "must be a number greater than 0 and at most 5 (got -1)"
+    )
+
+
+SENSORS = """
+[mqtt]
+host = "127.0.0.1"
+[[sensors]]
+id = "plug-1"
+topic = "tele/plug-1/SENSOR"
+profile = "tasmota"
+[[sensors]]
+id = "scale-1"
+topic = "scales/sensor/w/state"
+profile = "esphome"
+kind = "weight"
+printer = "p1"
+"""
+
+
+@pytest.mark.parametrize(
+    ("printer_keys", "sensors", "expected"),
+    [
+        (
+            'plug = "plug-9"',
+            SENSORS,
+            "printers['p1'].plug: no sensor with id 'plug-9' (sensors: plug-1, scale-1)",
+        ),
+        (
+            'plug = "plug-1"\nscale = "scale"',
+            SENSORS,
+            "printers['p1'].scale: no sensor with id 'scale' (sensors: plug-1, scale-1)",
+        ),
+        (
+            'scale = "scale-1"',
+            "",
+            "printers['p1'].scale: no sensor with id 'scale-1' (there are no [[sensors]])",
+        ),
+        (
+            'plug = "plug-1"',
+            SENSORS.replace('printer = "p1"', 'printer = "p2"'),
+            "sensors['scale-1'].printer: no printer named 'p2' (printers: p1)",
+        ),
+    ],
+)
+def test_plug_and_scale_must_name_a_sensor(
+    tmp_path: Path, printer_keys: str, sensors: str, expected: str
+) -> None:
+    path = write(tmp_path, MINIMAL.replace(KEY_FILE, f"{KEY_FILE}\n{printer_keys}") + sensors)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value) == f"{path}: {expected}"
+
+
+def test_plug_and_scale_naming_sensors_load(tmp_path: Path) -> None:
+    text = MINIMAL.replace(KEY_FILE, f'{KEY_FILE}\nplug = "plug-1"\nscale = "scale-1"') + SENSORS
+    config = load_config(write(tmp_path, text), env={})
+    assert (config.printers[0].plug, config.printers[0].scale) == ("plug-1", "scale-1")
+
+
+@pytest.mark.parametrize(
+    ("influx", "expected"),
+    [
+        (
+            'api = "v1"\ntoken_file = "t.token"',
+            'influx.token_file: token_file is for api = "v2" only, but this [influx] has api = "v1": '
+            'remove token_file or set api = "v2"',
+        ),
+        (
+            'org = "workshop"',
+            'influx.org: org is for api = "v2" only, but this [influx] has api = "v1" (the default): '
+            'remove org or set api = "v2"',
+        ),
+        (
+            'api = "v2"\nbucket = "farm"\ntoken_file = "t.token"\ndatabase = "farm"',
+            'influx.database: database is for api = "v1" only, but this [influx] has api = "v2": '
+            'remove database or set api = "v1"',
+        ),
+        (
+            'api = "v2"\nbucket = "farm"\ntoken_file = "t.token"\npassword_file = "p.key"',
+            'influx.password_file: password_file is for api = "v1" only, but this [influx] has api = "v2": '
+            'remove password_file or set api = "v1"',
+        ),
+        ('api = "v2"\ntoken_file = "t.token"', 'influx.bucket: missing required key for api = "v2"'),
+    ],
+)
+def test_influx_refuses_the_other_apis_keys(tmp_path: Path, influx: str, expected: str) -> None:
+    path = write(tmp_path, f"{MINIMAL}[influx]\n{influx}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value) == f"{path}: {expected}"
+
+
+def test_influx_defaults_are_not_keys_set(tmp_path: Path) -> None:
+    v2 = 'api = "v2"\norg = "w"\nbucket = "farm"\ntoken_file = "t.token"'
+    config = load_config(write(tmp_path, f"{MINIMAL}[influx]\n{v2}\n"), env={})
+    assert config.influx is not None
+    assert (config.influx.api, config.influx.secret) == ("v2", "t1")
