@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.procstat import status_mib  # noqa: E402
-from controller.cli import MultipartBody  # noqa: E402
+from controller.cli.upload import MultipartBody  # noqa: E402
 from controller.jobs import remote_name  # noqa: E402
 from devices.localproc import LocalProcess, free_port  # noqa: E402
 from devices.octoprint import OctoPrintClient  # noqa: E402

@@ -19,7 +19,14 @@ from fastapi import FastAPI
 
 from controller.api.app import create_app
 from controller.api.metrics import MetricSources
-from controller.config import EX_CONFIG, EX_UNAVAILABLE, ApiConfig, Config, InfluxConfig
+from controller.config import (
+    EX_CONFIG,
+    EX_UNAVAILABLE,
+    ApiConfig,
+    Config,
+    InfluxConfig,
+    config_warnings,
+)
 from controller.dispatch import Dispatcher
 from controller.files import FileStore
 from controller.fleet import Fleet, fleet_session
@@ -94,14 +101,21 @@ async def _watchdog(stop: asyncio.Event, notifier: Notifier) -> None:
             await asyncio.wait_for(stop.wait(), notifier.watchdog_interval / 2)
 
 
-async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or `stop` is set); every task flushes and returns."""
+async def run_daemon(
+    config: Config, stop: asyncio.Event | None = None, on_ready: Callable[[], object] | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set); every task flushes and returns.
+
+    `on_ready` is called once the API serves (the demo prints its banner then).
+    """
     started = time.monotonic()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     notifier = Notifier.from_env()
+    for warning in config_warnings(config):
+        log.warning("config: %s", warning)
     try:
         config.controller.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -111,7 +125,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> None:
     store = _open_store(config.controller.state_dir)
     try:
         async with fleet_session() as session:
-            await _serve(config, stop, notifier, store, session, started)
+            await _serve(config, stop, notifier, store, session, started, on_ready)
     finally:
         store.close()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -133,13 +147,14 @@ async def _serve(
     store: AsyncStore,
     session: aiohttp.ClientSession,
     started: float,
+    on_ready: Callable[[], object] | None,
 ) -> None:
     # A bed whose state was never recorded counts as used: an operator confirms it once.
     beds = {p.name: store.sync.bed_clear(p.name) is True for p in config.printers}
     fleet = Fleet(config.printers, config.controller, session, beds=beds)
     files = FileStore(config.controller.state_dir / "files")
     queue = JobQueue(config, store, files, fleet)
-    dispatcher = Dispatcher(store, files, fleet, config.jobs)
+    dispatcher = Dispatcher(store, files, fleet, config.jobs, waiting=queue.waiting)
     queue.on_change.append(dispatcher.wake)
     sources = MetricSources(fleet, store)
     telemetry = _telemetry(config, fleet, store, sources)
@@ -160,6 +175,8 @@ async def _serve(
             config.api.listen,
             len(fleet.coordinators),
         )
+        if on_ready is not None:
+            on_ready()
         await stop.wait()
         notifier.notify("STOPPING=1")
         log.info("stopping")

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import shlex
 import shutil
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,19 +19,50 @@ from devices.virtual_octoprint import VirtualOctoPrint, make_template
 
 log = logging.getLogger(__name__)
 
-_SHAPES = [  # (group, materials, nozzle): a little variety for the queue to match against later
+EX_USAGE = 64
+# A folder holding this file was made by the demo, so the demo may empty it on its next start.
+MARKER = ".farmctl-demo"
+SAMPLES = Path("deploy/demo-files")
+# The sample the banner and README queue; demo-1 and demo-2 both take it, so --copies 2 uses both.
+FIRST_SAMPLE = "cube-pla-0.4.gcode"
+
+_SHAPES = [  # (group, materials, nozzle): a little variety for the queue to match against
     ("prusa", ["PLA", "PETG"], 0.4),
+    ("prusa", ["PLA"], 0.4),
     ("creality", ["PLA"], 0.6),
-    ("prusa", ["PETG", "ASA"], 0.4),
     ("voron", ["ABS", "ASA"], 0.4),
 ]
+
+
+class DemoError(Exception):
+    """The demo cannot start; the message says why and what to do."""
+
+    def __init__(self, message: str, exit_code: int = EX_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Make `workdir` empty for a new demo; refuse a non-empty folder that an earlier demo did not make."""
+    if workdir.is_symlink() or (workdir.exists() and not workdir.is_dir()):
+        raise DemoError(f"--dir {workdir} is not a folder: choose another --dir")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        if not (workdir / MARKER).is_file():
+            raise DemoError(
+                f"--dir {workdir} is not empty and was not made by `farmctl demo`: "
+                "it is left as it is; choose a new or empty folder"
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (workdir / MARKER).write_text("made by farmctl demo; emptied by its next start\n")
 
 
 def write_demo_config(workdir: Path, printers: list[VirtualOctoPrint], listen: str) -> Path:
     """farmctl.toml with random tokens (admin, viewer) and the printers' keys as secret files."""
     secret_dir = workdir / "secrets"
-    secret_dir.mkdir(parents=True, exist_ok=True)
+    secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lines = ["[controller]", f'state_dir = "{workdir / "state"}"', "", "[api]", f'listen = "{listen}"']
+    # admin first: the CLI uses the config's first token, and the demo's next steps queue jobs.
     for name, role in (("admin", "admin"), ("viewer", "viewer")):
         (secret_dir / f"{name}.token").write_text(secrets.token_urlsafe(24) + "\n")
         lines += [
@@ -60,10 +93,48 @@ def write_demo_config(workdir: Path, printers: list[VirtualOctoPrint], listen: s
     return path
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the current folder when it lies inside it (shorter to paste), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def banner(config_path: Path, listen: str, count: int) -> str:
+    """What to do next, printed once the daemon serves: URLs, where the tokens are, commands to paste."""
+    here = Path.cwd()
+    script = Path(sys.executable).parent / "farmctl"  # the venv's console script, next to its python
+    farmctl = _shown(script) if script.exists() else "farmctl"
+    secrets_dir = _shown(config_path.parent / "secrets")
+    sample = here / SAMPLES / FIRST_SAMPLE
+    lines = [
+        "",
+        f"farmctl demo is ready: {count} virtual printers, API http://{listen}",
+        f"  API docs:  http://{listen}/docs",
+        f"  tokens:    {secrets_dir}/admin.token (admin), {secrets_dir}/viewer.token (viewer)",
+        f"  config:    {_shown(config_path)}",
+        "Next, paste these in another shell:",
+        f"  cd {shlex.quote(str(here))}",
+        f"  export FARMCTL_CONFIG={shlex.quote(str(config_path))}",
+        f"  {farmctl} printers",
+    ]
+    if sample.is_file():
+        lines.append(f"  {farmctl} queue add {_shown(sample)} --copies 2")
+    lines += [
+        f"  {farmctl} queue",
+        f"  {farmctl} clear demo-1      # once demo-1 shows awaiting_clear: its bed is empty again",
+        "Ctrl-C here stops the demo.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def run_demo(octoprint: str, workdir: Path, count: int, listen: str) -> None:
     """Start `count` virtual printers, write the config, run the daemon until Ctrl-C, stop them."""
-    shutil.rmtree(workdir, ignore_errors=True)
-    (workdir / "template").mkdir(parents=True)
+    workdir = workdir.absolute()
+    prepare_workdir(workdir)
+    (workdir / "template").mkdir()
     log.info("demo: preparing %d OctoPrint virtual printers in %s", count, workdir)
     api_key = make_template(workdir / "template", octoprint)
     printers = [
@@ -82,9 +153,12 @@ def run_demo(octoprint: str, workdir: Path, count: int, listen: str) -> None:
         for printer_config in config.printers:
             store.set_bed_clear(printer_config.name, True)
         store.close()
-        log.info("demo: config %s; try: farmctl printers --config %s", config_path, config_path)
+
+        def ready() -> None:
+            print(banner(config_path, listen, count), flush=True)
+
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_daemon(config))
+            asyncio.run(run_daemon(config, on_ready=ready))
     finally:
         for printer in printers:
             printer.stop()

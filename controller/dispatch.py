@@ -29,6 +29,7 @@ from controller.queue import stop_print
 from controller.scheduler import PrinterSlot, schedule
 from controller.store import AsyncStore, NotFound
 from controller.tasks import run_until_stopped
+from controller.waiting import WaitingBoard, waiting_reasons
 from devices.errors import DeviceError, DeviceUnavailable, DeviceUnreachable
 from devices.octoprint import EventKind, PrinterEvent, RemoteFile
 
@@ -60,6 +61,7 @@ class Dispatcher:
         settings: JobsConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
+        waiting: WaitingBoard | None = None,
     ) -> None:
         self.store = store
         self.files = files
@@ -67,6 +69,7 @@ class Dispatcher:
         self.settings = settings
         self._clock = clock
         self._wake = asyncio.Event()
+        self.waiting = waiting or WaitingBoard()
         self._events: dict[str, deque[PrinterEvent]] = {n: deque(maxlen=32) for n in fleet.coordinators}
         self._uploading: dict[str, int] = {}  # printer → job whose upload runs in this process
         self._beds: dict[str, bool] = {n: c.bed_clear for n, c in fleet.coordinators.items()}
@@ -123,20 +126,22 @@ class Dispatcher:
                 log.debug("printer=%s check deferred: %s", name, exc)
             except IllegalTransition as exc:  # changed meanwhile (a cancel through the API)
                 log.debug("printer=%s job=%s changed during the round: %s", name, job and job.id, exc)
-        busy = set(on_printer) | set(self._uploading)
-        await self._start_jobs(stop, tg, busy)
+        await self._start_jobs(stop, tg, on_printer)
 
     # --- starting jobs -------------------------------------------------------------------------------
 
-    async def _start_jobs(self, stop: asyncio.Event, tg: asyncio.TaskGroup, busy: set[str]) -> None:
+    async def _start_jobs(
+        self, stop: asyncio.Event, tg: asyncio.TaskGroup, on_printer: dict[str, Job]
+    ) -> None:
         slots = []
         for name, coordinator in self.fleet.coordinators.items():
             state = coordinator.status.state
-            if name in busy or not coordinator.bed_clear:
-                state = PrinterState.PRINTING if name in busy else PrinterState.AWAITING_CLEAR
-            slots.append(PrinterSlot.from_config(coordinator.printer, state))
-        if not any(s.state is PrinterState.IDLE for s in slots):
-            return
+            busy = name in on_printer or name in self._uploading
+            if busy or not coordinator.bed_clear:
+                state = PrinterState.PRINTING if busy else PrinterState.AWAITING_CLEAR
+            job = on_printer.get(name)
+            job_id = job.id if job else self._uploading.get(name, job_id_of(coordinator.status.file))
+            slots.append(PrinterSlot.from_config(coordinator.printer, state, job_id))
         queued = await self.store.call(self.store.sync.list_jobs, [JobState.QUEUED])
         now = self._clock()
         plan = schedule(
@@ -167,6 +172,16 @@ class Dispatcher:
                 "job=%d dispatching to printer=%s file=%s", job.id, coordinator.printer.name, job.file_name
             )
             tg.create_task(run_until_stopped(stop, self._upload(coordinator, job)), name=f"upload:{job.id}")
+        self.waiting.update(
+            waiting_reasons(
+                queued,
+                slots,
+                plan,
+                now=now,
+                last_start=self._last_start,
+                min_gap_s=self.settings.min_start_gap,
+            )
+        )
 
     async def _upload(self, coordinator: PrinterCoordinator, job: Job) -> None:
         name = coordinator.printer.name

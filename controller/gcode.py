@@ -64,21 +64,27 @@ class GcodeInfo:
         return self.bounds[3], self.bounds[4], self.bounds[5]
 
 
-def read_gcode_info(path: Path, *, filament_diameter_mm: float = 1.75) -> GcodeInfo:
-    """Metadata from the head and tail of `path`; moves are scanned only if bounds or filament are missing."""
+def read_gcode_info(
+    path: Path, *, filament_diameter_mm: float = 1.75, display_name: str | None = None
+) -> GcodeInfo:
+    """Metadata from the head and tail of `path`; moves are scanned only if bounds or filament are missing.
+
+    Errors name `display_name` (the user's file name) rather than the stored file's.
+    """
+    name = display_name or path.name
     if not filament_diameter_mm > 0:
         raise ValueError(f"filament diameter must be positive, got {filament_diameter_mm}")
     with path.open("rb") as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(_HEAD_BYTES)
         if not head:
-            raise GcodeError(f"{path.name}: file is empty")
+            raise GcodeError(f"{name}: file is empty")
         if b"\0" in head:
-            raise GcodeError(f"{path.name}: binary file (NUL bytes), not G-code text")
+            raise GcodeError(f"{name}: binary file (NUL bytes), not G-code text")
         if not _COMMAND_LINE.search(head):
             f.seek(head.rfind(b"\n") + 1)  # re-read a command line that straddles the head's end
             if not any(_COMMAND_LINE.search(b"\n".join(batch)) for batch in _line_batches(f)):
-                raise GcodeError(f"{path.name}: no G, M or T command anywhere; not G-code")
+                raise GcodeError(f"{name}: no G, M or T command anywhere; not G-code")
         tail = _read_tail(f, size)
         if size > len(head):
             # The last line may be cut mid-value ("12.3" of "12.34"); the tail covers what matters.

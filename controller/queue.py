@@ -18,7 +18,8 @@ from controller.fleet import Fleet, PrinterCoordinator
 from controller.gcode import GcodeError, GcodeInfo, read_gcode_info
 from controller.jobs import ACTIVE_STATES, Job, JobState, Requirements
 from controller.scheduler import PrinterSlot, explain_unprintable
-from controller.store import AsyncStore, NotFound
+from controller.store import AsyncStore, JobEvent, NotFound
+from controller.waiting import WaitingBoard
 from devices.errors import DeviceBusy, DeviceError
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class JobQueue:
         self.slots = [
             PrinterSlot.from_config(p, fleet.coordinators[p.name].status.state) for p in config.printers
         ]
+        # Why each queued job waits; the dispatcher fills it after every round.
+        self.waiting = WaitingBoard()
         # The dispatcher subscribes to hear about new jobs and cleared beds at once.
         self.on_change: list[Callable[[], None]] = []
 
@@ -111,10 +114,11 @@ class JobQueue:
         # Constraints that no printer can ever meet fail now, before a large upload is read.
         self._check_printable(Requirements(printer=options.printer, group=options.group))
 
-    def _check_printable(self, req: Requirements) -> None:
+    def _check_printable(self, req: Requirements, file_name: str | None = None) -> None:
         why = explain_unprintable(req, self.slots)
         if why is not None:
-            raise Unprintable(f"no printer can take this job: {why}")
+            prefix = f"{file_name}: " if file_name else ""
+            raise Unprintable(f"{prefix}no printer can take this job: {why}")
 
     async def submit(
         self, file_name: str, chunks: AsyncIterator[bytes], options: SubmitOptions, *, caller: str
@@ -124,7 +128,7 @@ class JobQueue:
         self.check_options(options)
         stored = await self.files.save(chunks, limit=self.config.jobs.upload_limit)
         try:
-            info = await asyncio.to_thread(read_gcode_info, stored.path)
+            info = await asyncio.to_thread(read_gcode_info, stored.path, display_name=file_name)
             req = Requirements(
                 material=(options.material or info.material or "").strip().upper() or None,
                 nozzle=options.nozzle if options.nozzle is not None else info.nozzle,
@@ -132,7 +136,7 @@ class JobQueue:
                 printer=options.printer,
                 group=options.group,
             )
-            self._check_printable(req)
+            self._check_printable(req, file_name)
             jobs = await self._record(stored, file_name, info, req, options, caller)
         except GcodeError as exc:
             await self._forget(stored)
@@ -181,6 +185,11 @@ class JobQueue:
 
     async def get(self, job_id: int) -> Job:
         return await self.store.call(self.store.sync.get_job, job_id)
+
+    async def events(self, job_id: int) -> list[JobEvent]:
+        """A job's state changes, oldest first; NotFound for an unknown id."""
+        await self.get(job_id)
+        return await self.store.call(self.store.sync.events, job_id)
 
     async def list(self, states: list[JobState] | None = None) -> list[Job]:
         return await self.store.call(self.store.sync.list_jobs, states)

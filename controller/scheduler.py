@@ -24,12 +24,21 @@ class PrinterSlot:
     nozzle: float
     build_volume: tuple[float, float, float]
     state: PrinterState
+    job_id: int | None = None  # the farm job on it, for telling why others wait
 
     @classmethod
-    def from_config(cls, config: PrinterConfig, state: PrinterState) -> PrinterSlot:
+    def from_config(
+        cls, config: PrinterConfig, state: PrinterState, job_id: int | None = None
+    ) -> PrinterSlot:
         """The slot for a configured printer in its current state."""
         return cls(
-            config.name, config.group, tuple(config.materials), config.nozzle, config.build_volume, state
+            config.name,
+            config.group,
+            tuple(config.materials),
+            config.nozzle,
+            config.build_volume,
+            state,
+            job_id,
         )
 
 
@@ -41,16 +50,16 @@ class Assignment:
     printer: str
 
 
-def _material_ok(material: str, slot: PrinterSlot) -> bool:
+def material_ok(material: str, slot: PrinterSlot) -> bool:
     wanted = material.strip().upper()
     return any(m.strip().upper() == wanted for m in slot.materials)
 
 
-def _nozzle_ok(nozzle: float, slot: PrinterSlot) -> bool:
+def nozzle_ok(nozzle: float, slot: PrinterSlot) -> bool:
     return abs(nozzle - slot.nozzle) <= NOZZLE_TOLERANCE + _EPS
 
 
-def _size_ok(size: tuple[float, float, float], slot: PrinterSlot) -> bool:
+def size_ok(size: tuple[float, float, float], slot: PrinterSlot) -> bool:
     x, y, z = size
     vx, vy, vz = slot.build_volume
     # A part may be rotated 90° on the bed, but never tipped over: z stays z.
@@ -60,9 +69,9 @@ def _size_ok(size: tuple[float, float, float], slot: PrinterSlot) -> bool:
 def can_print(req: Requirements, slot: PrinterSlot) -> bool:
     """True if the printer can take the job by capability alone (its state is ignored)."""
     return (
-        (req.material is None or _material_ok(req.material, slot))
-        and (req.nozzle is None or _nozzle_ok(req.nozzle, slot))
-        and (req.size is None or _size_ok(req.size, slot))
+        (req.material is None or material_ok(req.material, slot))
+        and (req.nozzle is None or nozzle_ok(req.nozzle, slot))
+        and (req.size is None or size_ok(req.size, slot))
         and (req.printer is None or req.printer == slot.name)
         and (req.group is None or req.group == slot.group)
     )
@@ -83,17 +92,17 @@ def explain_unprintable(req: Requirements, slots: Sequence[PrinterSlot]) -> str 
     if req.material is not None:
         material = req.material.strip().upper()
         joint.append(f"material {material}")
-        if not any(_material_ok(material, s) for s in slots):
+        if not any(material_ok(material, s) for s in slots):
             loaded = ", ".join(dict.fromkeys(m.strip().upper() for s in slots for m in s.materials))
             single.append(f"no printer has material {material!r} (loaded: {loaded})")
     if req.nozzle is not None:
         joint.append(f"{_mm(req.nozzle)} mm nozzle")
-        if not any(_nozzle_ok(req.nozzle, s) for s in slots):
+        if not any(nozzle_ok(req.nozzle, s) for s in slots):
             single.append(f"no printer with a {_mm(req.nozzle)} mm nozzle")
     if req.size is not None:
         dims = " x ".join(_mm(d) for d in req.size)
         joint.append(f"build volume for {dims} mm")
-        if not any(_size_ok(req.size, s) for s in slots):
+        if not any(size_ok(req.size, s) for s in slots):
             single.append(f"the print ({dims} mm) fits no build volume")
     if req.printer is not None:
         joint.append(f"printer {req.printer}")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from controller.api.multipart import StreamingForm
-from controller.cli import UPLOAD_CHUNK, LocalFileError, MultipartBody
+from controller.cli.upload import UPLOAD_CHUNK, LocalFileError, MultipartBody
 from controller.config import load_config
 from controller.queue import check_file_name
 from tests.conftest import OctoPrintFactory

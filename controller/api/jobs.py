@@ -59,10 +59,28 @@ class JobOut(BaseModel):
     co2_g: float | None = None
     attempts: int = Field(0, description="How often it was sent to a printer")
     error: str | None = Field(None, description="Why it failed, or why it went back to the queue")
+    waiting: str | None = Field(
+        None,
+        description="Why a queued job has not started yet (null for other states)",
+        examples=["demo-1 printing job 3; no idle printer with nozzle 0.4 (demo-2 has 0.6)"],
+    )
 
 
 class JobsOut(BaseModel):
     jobs: list[JobOut]
+
+
+class JobEventOut(BaseModel):
+    """One recorded state change of a job."""
+
+    at: datetime = Field(description="When (UTC)")
+    state: JobState = Field(description="The state the job moved to")
+    printer: str | None = Field(None, description="Its printer at that moment", examples=["mk4-1"])
+    detail: str | None = Field(None, description="Why", examples=["cancelled by ops"])
+
+
+class JobEventsOut(BaseModel):
+    events: list[JobEventOut]
 
 
 def _queue(request: Request) -> JobQueue:
@@ -101,6 +119,9 @@ def job_out(job: Job, queue: JobQueue) -> JobOut:
         filament_g=job.filament_g,
         attempts=job.attempts,
         error=job.error,
+        waiting=(queue.waiting.get(job.id) or "waits for the next scheduling round")
+        if job.state is JobState.QUEUED
+        else None,
     )
 
 
@@ -182,6 +203,15 @@ async def list_jobs(
 async def get_job(job_id: int, queue: QueueDep, _: Viewer) -> JobOut:
     """One job. Role: viewer."""
     return job_out(await queue.get(job_id), queue)
+
+
+@router.get("/{job_id}/events", response_model=JobEventsOut, responses={404: {"description": "No such job"}})
+async def job_events(job_id: int, queue: QueueDep, _: Viewer) -> JobEventsOut:
+    """Every state change of one job, oldest first. Role: viewer."""
+    events = await queue.events(job_id)  # NotFound → 404
+    return JobEventsOut(
+        events=[JobEventOut(at=e.at, state=e.state, printer=e.printer, detail=e.detail) for e in events]
+    )
 
 
 @router.post(

@@ -37,6 +37,9 @@ class PrinterOut(BaseModel):
     materials: list[str] = Field(examples=[["PLA", "PETG"]])
     nozzle: float = Field(description="Nozzle diameter, mm", examples=[0.4])
     group: str = Field(examples=["prusa"])
+    bed_clear: bool = Field(
+        description="An operator confirmed the bed is empty since the last print; jobs start only then"
+    )
     error: str | None = Field(None, description="The printer's error message in state error")
     last_seen: datetime | None = Field(None, description="Last answer from its host (UTC)")
 
@@ -56,6 +59,7 @@ def printer_out(coordinator: PrinterCoordinator) -> PrinterOut:
         materials=printer.materials,
         nozzle=printer.nozzle,
         group=printer.group,
+        bed_clear=coordinator.bed_clear,
         error=status.error,
         last_seen=status.last_seen,
     )

@@ -1,0 +1,16 @@
+"""The `farmctl` command: run the daemon, check config, and talk to a running daemon over its API."""
+
+from __future__ import annotations
+
+import sys
+
+from controller.cli import daemon, printers, queue  # noqa: F401 - each module registers its commands
+from controller.cli.app import app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,78 @@
+"""`farmctl printers` and `farmctl clear`: the fleet's live state and the bed-clear confirmation."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from controller.cli.app import app, epilog
+from controller.cli.common import ApiClient, ApiOpt, ConfigOpt, JsonOpt, TokenOpt, ago, console, segment
+
+_STATE_STYLE = {"idle": "green", "printing": "cyan", "paused": "yellow", "error": "red", "offline": "dim"}
+
+
+def _temp(temps: dict[str, Any], key: str) -> str:
+    t = temps.get(key)
+    if not t or t.get("actual") is None:
+        return "-"
+    target = t.get("target")
+    return f"{t['actual']:.0f}/{target:.0f}" if target else f"{t['actual']:.0f}"
+
+
+def _bed(printer: dict[str, Any]) -> str:
+    if printer["state"] in ("printing", "paused"):
+        return "in use"
+    return "clear" if printer.get("bed_clear") else "[yellow]to clear[/]"
+
+
+@app.command(epilog=epilog("farmctl printers --json"))
+def printers(
+    config: ConfigOpt = None, api: ApiOpt = None, token_file: TokenOpt = None, json_: JsonOpt = False
+) -> None:
+    """Live state of every printer: state, job, temperatures, nozzle, materials and its bed."""
+    rows = ApiClient(config, api, token_file).get("/api/v1/printers")
+    if json_:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        "printer", "state", "job", "progress", "tool °C", "bed °C", "nozzle", "materials", "bed", "group",
+        "last seen",
+    )  # fmt: skip
+    for p in rows:
+        style = _STATE_STYLE.get(p["state"], "magenta")
+        progress = f"{p['progress']:.0f}%" if p.get("progress") is not None else "-"
+        job = str(p["job_id"]) if p.get("job_id") is not None else escape(p.get("file") or "-")
+        table.add_row(
+            escape(p["name"]),
+            f"[{style}]{p['state']}[/]",
+            job,
+            progress,
+            _temp(p["temperatures"], "tool0"),
+            _temp(p["temperatures"], "bed"),
+            f"{p['nozzle']:g}",
+            escape(", ".join(p["materials"])),
+            _bed(p),
+            escape(p["group"]),
+            ago(p.get("last_seen")),
+        )
+    console().print(table)
+
+
+@app.command(epilog=epilog("farmctl clear demo-1"))
+def clear(
+    printer: Annotated[str, typer.Argument(help="Printer whose bed an operator has cleared")],
+    config: ConfigOpt = None,
+    api: ApiOpt = None,
+    token_file: TokenOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Confirm a printer's bed is clear so the next job may start there (operator)."""
+    answer = ApiClient(config, api, token_file).post(f"/api/v1/printers/{segment(printer)}/clear")
+    if json_:
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    typer.echo(f"{answer['name']}: {answer['state']}")
