@@ -30,9 +30,12 @@ class Run:
     err: str
 
 
-async def farmctl(*args: str) -> Run:
-    """The CLI as a subprocess, so the daemon in this test's event loop keeps serving while it runs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FARMCTL_")}
+async def farmctl(*args: str, env: dict[str, str] | None = None) -> Run:
+    """The CLI as a subprocess, so the daemon in this test's event loop keeps serving while it runs.
+
+    It sees none of this process's FARMCTL_* variables, only those in `env`.
+    """
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FARMCTL_")}, **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
