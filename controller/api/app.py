@@ -48,14 +48,16 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def create_app(config: Config, queue: JobQueue, sources: metrics.MetricSources | None = None) -> FastAPI:
     """The API app for one daemon: its queue, fleet, tokens and what /metrics reports."""
-    # A workshop Pi often has no internet, so /docs and /redoc take their scripts, stylesheet and icon
-    # from this daemon: fastapi-offline ships current Swagger UI and ReDoc builds and serves them under
-    # /static-offline-docs (swagger-ui-bundle, the other packaged copy, last shipped Swagger UI 4 in 2023
-    # and has no ReDoc). Swagger UI's default validatorUrl is an online service; null turns it off.
+    # A workshop Pi often has no internet, so /docs takes its script, stylesheet and icon from this
+    # daemon: fastapi-offline ships a current Swagger UI build and serves it under /static-offline-docs
+    # (swagger-ui-bundle, the other packaged copy, last shipped Swagger UI 4 in 2023). Swagger UI's
+    # default validatorUrl is an online service; null turns it off. No /redoc: ReDoc always loads its
+    # maker's logo from the internet.
     app = FastAPIOffline(
         title="farmctl",
         version="1",
         description="Print-farm controller API. Every endpoint but /healthz needs a bearer token.",
+        redoc_url=None,
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.fleet = queue.fleet
