@@ -27,6 +27,7 @@ from controller.config import (
     InfluxConfig,
     config_warnings,
 )
+from controller.connlimits import BACKLOG, KEEP_ALIVE_S, ConnectionGuard, connection_cap, raise_file_limit
 from controller.dispatch import Dispatcher
 from controller.files import FileStore
 from controller.fleet import Fleet, fleet_session
@@ -62,7 +63,7 @@ class _Server(uvicorn.Server):
 class ApiServer:
     """Serves the app on a socket bound up front, so a busy port is our error, not uvicorn's exit."""
 
-    def __init__(self, app: FastAPI, api: ApiConfig) -> None:
+    def __init__(self, app: FastAPI, api: ApiConfig, max_connections: int = 1024) -> None:
         family = socket.AF_INET6 if ":" in api.host else socket.AF_INET
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on such sockets; without it a request that
         # follows another on a kept-alive connection waits ~40 ms for a delayed ACK.
@@ -73,7 +74,19 @@ class ApiServer:
         except OSError as exc:
             self.sock.close()
             raise StartupError(f"cannot listen on {api.listen}: {exc.strerror}", EX_UNAVAILABLE) from None
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        self.guard = ConnectionGuard(max_connections)
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            # The h11 protocol with a deadline for request heads and a connection cap (connlimits.py).
+            # Not `limit_concurrency`: it answers 503 to every request once that many connections are
+            # open, which would shut out a new client that the cap makes room for.
+            http=self.guard.protocol_factory(),
+            timeout_keep_alive=KEEP_ALIVE_S,
+            backlog=BACKLOG,
+        )
         self.server = _Server(config)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -158,7 +171,8 @@ async def _serve(
     queue.on_change.append(dispatcher.wake)
     sources = MetricSources(fleet, store)
     telemetry = _telemetry(config, fleet, store, sources)
-    server = ApiServer(create_app(config, queue, sources), config.api)
+    cap = connection_cap(raise_file_limit())
+    server = ApiServer(create_app(config, queue, sources), config.api, max_connections=cap)
     async with asyncio.TaskGroup() as tg:
         for name, runner in telemetry:
             tg.create_task(runner(stop), name=name)
