@@ -55,6 +55,8 @@ def raise_file_limit() -> int:
 
 def connection_cap(file_limit: int) -> int:
     """How many API connections may be open at once under this open-file limit."""
+    # Files in flight (accepted, not yet counted; closed, not yet freed) come on top of the cap:
+    # 1,100 connections at once against a limit of 1,024 peaked at ~540 files with a cap of 224.
     return max(16, min(_MAX_CONNECTIONS, (file_limit - BACKLOG) // 4))
 
 
@@ -64,41 +66,47 @@ class ConnectionGuard:
     def __init__(self, max_connections: int, head_timeout: float = HEAD_TIMEOUT_S) -> None:
         self.max_connections = max_connections
         self.head_timeout = head_timeout
-        self.open = 0
         self.evicted = 0
+        # Connections not yet closing. A closed transport frees its file an event-loop turn later, so
+        # one that is closing no longer counts (else the cap would close nothing during a flood).
+        self._open: set[GuardedH11Protocol] = set()
         # Insertion-ordered: the first key is the connection that has waited longest for a head.
         self._waiting: dict[GuardedH11Protocol, None] = {}
         self._full = False
+
+    @property
+    def open(self) -> int:
+        return len(self._open)
 
     def protocol_factory(self) -> Any:
         """What uvicorn's `Config(http=...)` takes: it calls it with its own keyword arguments."""
         return functools.partial(GuardedH11Protocol, guard=self)
 
     def opened(self, conn: GuardedH11Protocol) -> None:
-        self.open += 1
+        self._open.add(conn)
         self._waiting[conn] = None
-        if self.open <= self.max_connections:
+        if len(self._open) <= self.max_connections:
             return
         if not self._full:
             self._full = True
-            log.warning("api: %d connections open: closing the idlest ones", self.open)
+            log.warning("api: %d connections open: closing the idlest ones", len(self._open))
         self.evicted += 1
         victim = next(iter(self._waiting))  # the new one is last: it goes only if no other is idle
         victim.close_idle()
 
     def closed(self, conn: GuardedH11Protocol) -> None:
-        self.open -= 1
+        self._open.discard(conn)
         self._waiting.pop(conn, None)
-        if self._full and self.open <= self.max_connections // 2:
+        if self._full and len(self._open) <= self.max_connections // 2:
             self._full = False
-            log.info("api: %d connections open again (%d idle ones closed)", self.open, self.evicted)
+            log.info("api: %d connections open again (%d idle ones closed)", len(self._open), self.evicted)
             self.evicted = 0
 
     def waiting(self, conn: GuardedH11Protocol, waits: bool) -> None:
-        if waits:
-            self._waiting.setdefault(conn, None)
-        else:
+        if not waits:
             self._waiting.pop(conn, None)
+        elif conn in self._open:
+            self._waiting.setdefault(conn, None)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -144,8 +152,9 @@ class GuardedH11Protocol(H11Protocol):
             self._guard.waiting(self, True)
 
     def close_idle(self) -> None:
-        """Close this connection; the guard calls it only while no request is in progress."""
+        """Close this connection while no request is in progress (head deadline, or the cap)."""
         self._cancel_head_timer()
+        self._guard.closed(self)
         if not self.transport.is_closing():
             self.transport.close()
 
