@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -92,10 +93,20 @@ EXPECTED = {
 }
 
 
+@pytest.fixture
+def shipped_mosquitto(tmp_path: Path) -> Iterator[MosquittoPeer]:
+    """mosquitto with deploy/mosquitto.conf: the queue limits users get, and a login."""
+    peer = MosquittoPeer(tmp_path / "mosquitto-shipped", settings="shipped")
+    peer.start_and_wait()
+    yield peer
+    peer.stop()
+
+
 def telemetry_config(tmp_path: Path, mosquitto: MosquittoPeer, influx_url: str, extra: str = "") -> Config:
+    login = mosquitto.login_toml(tmp_path / "etc")
     sections = (
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nclient_id = "farmctl-{tmp_path.name[-20:]}"\n'
-        f"reconnect_max = 1.0\n{SENSORS}\n"
+        f"reconnect_max = 1.0\n{login}{SENSORS}\n"
         f'[influx]\napi = "v1"\nurl = "{influx_url}"\ndatabase = "farm"\nflush_interval = 0.2\n'
         f"retry_max = 1.0\nprinter_interval = 1.0\n{extra}"
     )
@@ -148,6 +159,7 @@ async def test_each_profile_lands_in_influxdb_16_as_the_expected_points(
         assert 'farmctl_mqtt_messages_rejected_total{sensor="plug-1"} 1' in metrics
         assert "farmctl_mqtt_messages_received_total 7" in metrics
         assert metric_value(metrics, "farmctl_mqtt_connected") == 1
+        assert metric_value(metrics, "farmctl_mqtt_broker_messages_dropped_total") == 0  # mosquitto's $SYS
         assert (await farm.api.get("/metrics", headers={"Authorization": "Bearer nope"})).status_code == 401
 
 
@@ -190,17 +202,24 @@ async def test_database_outage_and_daemon_restart_lose_no_point(
 
 
 async def test_a_backlog_larger_than_any_buffer_arrives_whole(
-    mosquitto: MosquittoPeer, influxdb: InfluxPeer, tmp_path: Path
+    shipped_mosquitto: MosquittoPeer, influxdb: InfluxPeer, tmp_path: Path
 ) -> None:
-    """25,000 QoS 1 messages wait on the broker while farmctl is down. The broker may send them faster
-    than they are stored; acking late makes that back-pressure (automatic acks once dropped
-    already-acknowledged messages from a full in-memory queue)."""
+    """25,000 QoS 1 messages wait on the broker (with the shipped settings) while farmctl is down. The
+    broker may send them faster than they are stored; acking late makes that back-pressure (automatic
+    acks once dropped already-acknowledged messages from a full in-memory queue)."""
+    mosquitto = shipped_mosquitto
     await create_db(influxdb)
     config = telemetry_config(tmp_path, mosquitto, influxdb.url)
     async with running_farm(config, tmp_path / "etc/secrets"):
         await asyncio.sleep(1.0)  # the session and its subscriptions exist from now on
     total = 25_000
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port, max_inflight_messages=500) as client:
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        mosquitto.port,
+        username=mosquitto.username,
+        password=mosquitto.password,
+        max_inflight_messages=500,
+    ) as client:
         for start in range(0, total, 500):
             await asyncio.gather(
                 *(
@@ -217,6 +236,7 @@ async def test_a_backlog_larger_than_any_buffer_arrives_whole(
     assert rows[0]["count"] == total
     assert metric_value(metrics, "farmctl_mqtt_messages_received_total") == total
     assert metric_value(metrics, "farmctl_mqtt_messages_dropped_total") == 0
+    assert metric_value(metrics, "farmctl_mqtt_broker_messages_dropped_total") == 0
     weights = await influxql(influxdb, "SELECT sum(weight_g) FROM material")
     assert weights[0]["sum"] == sum(range(total))  # each value once: none lost, none twice
 

@@ -67,6 +67,14 @@ async def render(sources: MetricSources) -> str:
             "QoS 0 messages dropped, queue full",
             [("", s.dropped)],
         )
+        if s.broker_dropped is not None:
+            _metric(
+                out,
+                "mqtt_broker_messages_dropped_total",
+                "counter",
+                "Messages the broker dropped since it started, all clients: a client's queue was full",
+                [("", s.broker_dropped)],
+            )
         _metric(out, "sensor_points_total", "counter", "Points made from sensor readings", [("", s.points)])
     if writer is not None:
         w = writer.stats

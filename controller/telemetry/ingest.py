@@ -7,6 +7,10 @@ what we have not taken yet and never sends more than its in-flight window ahead 
 an outage is back-pressure, not memory. (With paho's automatic acks, aiomqtt's bounded queue dropped
 already-acknowledged messages when a backlog arrived faster than it drained.) QoS 0 messages have no
 such brake: beyond QOS0_QUEUE_MAX waiting they are dropped and counted.
+
+The broker's own queue for us is finite too (mosquitto: 1000 messages per client by default) and it
+drops what does not fit without telling anyone. We cannot see which messages it dropped, but mosquitto
+counts them: its counter is read from $SYS and shown in /metrics, with a warning when it rises.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ QOS0_QUEUE_MAX = 10_000
 ACK_BATCH = 10
 ACK_DELAY_S = 0.001
 HEADS_MAX = 4096
+# mosquitto's count of QoS 1/2 messages it dropped since it started because a client's queue was full
+# (max_queued_messages, max_queued_bytes), all clients together; republished on change every
+# sys_interval (10 s) and retained, so each (re)subscribe brings the current value. Brokers without
+# it, or an ACL that hides it, leave the metric absent.
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+# A client whose queue stays full makes the count rise every sys_interval: one line per 10 minutes.
+BROKER_DROP_LOG_INTERVAL_S = 600.0
 
 
 @dataclass
@@ -49,6 +60,7 @@ class IngestStats:
     unmatched: int = 0
     points: int = 0
     dropped: int = 0  # QoS 0 messages beyond QOS0_QUEUE_MAX waiting
+    broker_dropped: int | None = None  # the broker's count (BROKER_DROPPED_TOPIC); None until known
     connected: bool = False
     rejected_by_sensor: dict[str, int] = field(default_factory=dict)
 
@@ -109,6 +121,8 @@ class MqttIngest:
         self._last_reject_log: dict[str, float] = {}
         # Line heads by (measurement, tags): readings share their sensor's tags object, so few entries.
         self._heads: dict[tuple[str, Mapping[str, str]], str] = {}
+        self._broker_drops_logged = 0
+        self._broker_drops_log_at = -BROKER_DROP_LOG_INTERVAL_S
 
     def _tls(self) -> aiomqtt.TLSParameters | None:
         if not self.config.tls:
@@ -140,9 +154,13 @@ class MqttIngest:
                 )
                 # aiomqtt has no option for it: ack once a message's points are queued (see above).
                 client._client.manual_ack_set(True)
+                # paho hands this topic to its own callback, never to the sensors' queue: the hot
+                # path stays as it is (paho matches every topic against its callbacks anyway).
+                client._client.message_callback_add(BROKER_DROPPED_TOPIC, self._on_broker_dropped)
                 async with client:
                     for topic_filter in self.filters:
                         await client.subscribe(topic_filter, qos=1)
+                    await client.subscribe(BROKER_DROPPED_TOPIC, qos=0)
                     self.stats.connected = True
                     if down_since is not None:
                         log.info("mqtt broker back after %.0fs", time.monotonic() - down_since)
@@ -206,6 +224,33 @@ class MqttIngest:
                     continue
                 await self.out(f"{head} {fields} {when}")
                 self.stats.points += 1
+
+    def _on_broker_dropped(self, _client: object, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            count = int(message.payload)
+        except ValueError:
+            return  # not mosquitto's counter; nothing to show
+        self.broker_dropped(count)
+
+    def broker_dropped(self, count: int) -> None:
+        """Take the broker's count of dropped messages; warn when it has risen since the last warning."""
+        self.stats.broker_dropped = count
+        if count < self._broker_drops_logged:
+            self._broker_drops_logged = 0  # the broker restarted: its count starts over
+        now = time.monotonic()
+        if (
+            count > self._broker_drops_logged
+            and now - self._broker_drops_log_at >= BROKER_DROP_LOG_INTERVAL_S
+        ):
+            log.warning(
+                "mqtt broker dropped %d messages (%d since it started): a client's queue was full "
+                "(mosquitto max_queued_messages / max_queued_bytes, its log names the client); "
+                "sensor readings may be missing",
+                count - self._broker_drops_logged,
+                count,
+            )
+            self._broker_drops_logged = count
+            self._broker_drops_log_at = now
 
     def _head(self, measurement: str, tags: Mapping[str, str]) -> str:
         key = (measurement, tags)
