@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
@@ -30,17 +31,21 @@ class StoredFile:
 
 
 class FileStore:
-    """Files under `root/<sha256[:2]>/<sha256>.gcode`; the original name is metadata elsewhere."""
+    """Files as `root/<sha256>.gcode`; the original name is metadata elsewhere."""
 
+    # One flat folder: a farm keeps thousands of files, not millions, which ext4 and f2fs index well.
+    # Sharding by hash prefix left an empty folder behind whenever the queue refused a file it had
+    # just stored (a binary upload, a job no printer can take).
     def __init__(self, root: Path) -> None:
         self.root = root
         self._partial = root / "partial"
         self._partial.mkdir(parents=True, exist_ok=True)
         for leftover in self._partial.iterdir():  # uploads cut off by a crash
             leftover.unlink(missing_ok=True)
+        _unshard(root)
 
     def path_of(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / f"{sha256}.gcode"
+        return self.root / f"{sha256}.gcode"
 
     async def save(self, chunks: AsyncIterator[bytes], *, limit: int) -> StoredFile:
         """Stream `chunks` to disk; raise FileTooLarge past `limit` bytes, EmptyFile for no bytes."""
@@ -87,5 +92,14 @@ def _sync_close(out: BinaryIO) -> None:
 
 
 def _publish(partial: Path, final: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(partial, final)  # atomic: a file under its hash is always complete
+
+
+def _unshard(root: Path) -> None:
+    """Move files from the earlier `root/<sha256[:2]>/` folders up into `root` and drop the folders."""
+    for shard in root.iterdir():
+        if shard.is_dir() and len(shard.name) == 2 and all(c in "0123456789abcdef" for c in shard.name):
+            for stored in shard.glob("*.gcode"):
+                os.replace(stored, root / stored.name)
+            with contextlib.suppress(OSError):  # not empty: something that is not ours stays
+                shard.rmdir()

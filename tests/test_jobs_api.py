@@ -45,8 +45,9 @@ async def test_submit_list_get_and_cancel_a_queued_job(octoprint: OctoPrintFacto
         assert (await farm.api.get("/api/v1/jobs/9999")).status_code == 404
 
 
-def _stored_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "files").rglob("*") if p.is_file())
+def _on_disk(root: Path) -> list[Path]:
+    """Every file and folder the file store holds: a refused upload may leave neither behind."""
+    return sorted((root / "files").rglob("*"))
 
 
 async def test_bad_submissions_get_a_clear_4xx_and_change_nothing(
@@ -60,7 +61,7 @@ async def test_bad_submissions_get_a_clear_4xx_and_change_nothing(
     good = print_file(tmp_path / "good.gcode").read_bytes()
     async with running_farm(config, tmp_path / "etc/secrets") as farm:
         (kept,) = await farm.submit(tmp_path / "good.gcode")
-        files_before = _stored_files(config.controller.state_dir)
+        files_before = _on_disk(config.controller.state_dir)
 
         async def post(name: str, body: bytes, **fields: str) -> tuple[int, str]:
             resp = await farm.api.post("/api/v1/jobs", data=fields, files={"file": (name, body)})
@@ -112,5 +113,5 @@ async def test_bad_submissions_get_a_clear_4xx_and_change_nothing(
 
         # Nothing was queued and nothing new is kept on disk.
         assert [j["id"] for j in await farm.jobs()] == [kept["id"]]
-        assert _stored_files(config.controller.state_dir) == files_before
+        assert _on_disk(config.controller.state_dir) == files_before
         assert not list((config.controller.state_dir / "files" / "partial").iterdir())
