@@ -64,8 +64,23 @@ MIGRATIONS: list[str] = [
 ]
 
 
+# Row ids are SQLite's signed 64-bit integers counted from 1; sqlite3 raises OverflowError for a Python
+# int past the top, so an id outside this range is answered as unknown before it reaches SQLite.
+MAX_ID = 2**63 - 1
+
+
 class NotFound(LookupError):
     """No such job or file."""
+
+
+def _storable(job_id: int) -> bool:
+    return 1 <= job_id <= MAX_ID
+
+
+def _job_id(job_id: int) -> int:
+    if not _storable(job_id):
+        raise NotFound(f"no job {job_id}")
+    return job_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +237,7 @@ class Store:
         return self._db.execute("SELECT 1 FROM files WHERE sha256 = ?", (sha256,)).fetchone() is not None
 
     def get_job(self, job_id: int) -> Job:
-        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (_job_id(job_id),)).fetchone()
         if row is None:
             raise NotFound(f"no job {job_id}")
         return _job(row)
@@ -245,6 +260,7 @@ class Store:
         detail: str | None = None,
     ) -> Job:
         """Move a job to `new` (IllegalTransition if not allowed) and record the event atomically."""
+        _job_id(job_id)
 
         def apply(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT state, printer FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -274,9 +290,13 @@ class Store:
         return self.get_job(job_id)
 
     def set_progress(self, job_id: int, progress: float) -> None:
+        if not _storable(job_id):
+            return
         self._run(lambda db: db.execute("UPDATE jobs SET progress = ? WHERE id = ?", (progress, job_id)))
 
     def events(self, job_id: int) -> list[JobEvent]:
+        if not _storable(job_id):
+            return []
         rows = self._db.execute("SELECT * FROM job_events WHERE job_id = ? ORDER BY id", (job_id,))
         return [
             JobEvent(

@@ -2,31 +2,77 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from controller.api.auth import Caller, require
+from controller.api.errors import error_responses
 from controller.api.multipart import FormError, StreamingForm
+from controller.api.upload import UploadAborted, UploadBody
 from controller.config import Role
 from controller.files import EmptyFile, FileTooLarge
 from controller.jobs import Job, JobState
 from controller.printers import PrinterState
 from controller.queue import BadSubmission, JobQueue, SubmitOptions, Unprintable, check_file_name
+from controller.store import MAX_ID
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Viewer = Annotated[Caller, Depends(require(Role.VIEWER))]
 Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
+# Bounded here so an id SQLite cannot hold is a plain 422, and the OpenAPI document says so.
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id", examples=[17])]
 
 _FORM_OVERHEAD = 64 * 1024  # room for the form fields and multipart headers around the file
-_ERRORS: dict[int | str, dict[str, str]] = {
-    400: {"description": "Malformed form, missing or empty file, unsafe file name"},
-    413: {"description": "File larger than jobs.upload_limit_mb"},
-    415: {"description": "Not G-code text"},
-    422: {"description": "A field out of range, or no configured printer could ever take the job"},
+_SUBMIT_ERRORS = error_responses(
+    Role.OPERATOR,
+    {
+        400: "Malformed form, missing or empty file, unsafe file name, a field after the file",
+        413: "File larger than jobs.upload_limit_mb",
+        415: "Not G-code text",
+        422: "A field out of range, or no configured printer could ever take the job",
+        503: "The daemon stopped while the file was arriving; nothing was kept",
+    },
+)
+_BAD_ID = "The id is not a whole number from 1 to 2^63-1"
+
+
+def _part(kind: str, description: str, **more: Any) -> dict[str, Any]:
+    return {"type": kind, "description": description, **more}
+
+
+# The route reads the multipart stream itself (a 500 MB file never sits in memory), so FastAPI cannot
+# derive the body; this is what generated clients and Swagger UI's "Try it out" send. The property
+# order is the order the parts must arrive in: every field before the file.
+_SUBMIT_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["file"],
+    "additionalProperties": False,  # an unknown field is refused (400)
+    "properties": {
+        "copies": _part("integer", "How many jobs (at most jobs.max_copies)", minimum=1, default=1),
+        "priority": _part("integer", "Higher runs first", minimum=-1000, maximum=1000, default=0),
+        "material": _part("string", "Required material; default: the slicer's", examples=["PETG"]),
+        "nozzle": _part("number", "Required nozzle diameter, mm; default: the slicer's", examples=[0.4]),
+        "printer": _part("string", "Only this printer may take it", examples=["mk4-1"]),
+        "group": _part("string", "Only printers of this group may take it"),
+        "owner": _part("string", "Member the print is for; default: the token's name"),
+        "file": _part(
+            "string",
+            "The G-code, with a plain ASCII file name; the last part",
+            format="binary",
+            contentMediaType="application/octet-stream",
+        ),
+    },
+}
+_SUBMIT_BODY = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _SUBMIT_FORM}}}
 }
 
 
@@ -155,8 +201,10 @@ def _options(fields: dict[str, str]) -> SubmitOptions:
     )
 
 
-@router.post("", status_code=201, response_model=JobsOut, responses=_ERRORS)
-async def submit_jobs(request: Request, queue: QueueDep, caller: Operator) -> JobsOut:
+@router.post(
+    "", status_code=201, response_model=JobsOut, responses=_SUBMIT_ERRORS, openapi_extra=_SUBMIT_BODY
+)
+async def submit_jobs(request: Request, queue: QueueDep, caller: Operator) -> JobsOut | JSONResponse:
     """Queue a G-code file: multipart `file` plus optional fields `copies` (default 1), `priority`
     (default 0), `material`, `nozzle` (default: from the G-code), `printer`, `group`, `owner`
     (default: the token's name). Put the fields before the file so bad ones fail before the upload.
@@ -165,7 +213,25 @@ async def submit_jobs(request: Request, queue: QueueDep, caller: Operator) -> Jo
     limit = queue.config.jobs.upload_limit
     if length.isdigit() and int(length) > limit + _FORM_OVERHEAD:
         raise FileTooLarge(f"file is larger than the limit of {limit / 2**20:g} MiB (jobs.upload_limit_mb)")
-    form = StreamingForm(request.headers.get("content-type", ""), request.stream(), on_file=check_file_name)
+    body = UploadBody(request, request.app.state.stopping)
+    form = StreamingForm(request.headers.get("content-type", ""), body.chunks(), on_file=check_file_name)
+    try:
+        with body.stop_watch():
+            return await _submit(form, queue, caller)
+    except UploadAborted as exc:
+        # One line, no traceback: a client giving up (or a stop) is not a fault of the daemon. The
+        # file name, if any, has passed check_file_name: plain ASCII, safe in a log line.
+        log.info(
+            "upload of %s by %s aborted: %s after %.1f MiB",
+            form.file_name or "a file",
+            caller.name,
+            exc.reason,
+            body.received / 2**20,
+        )
+        return JSONResponse({"error": f"upload aborted: {exc.reason}"}, status_code=exc.status)
+
+
+async def _submit(form: StreamingForm, queue: JobQueue, caller: Caller) -> JobsOut:
     chunks = form.file_chunks()
     # Reading the first file bytes parses every field sent before the file part, so bad options fail
     # before the upload is stored.
@@ -187,7 +253,7 @@ async def submit_jobs(request: Request, queue: QueueDep, caller: Operator) -> Jo
     return JobsOut(jobs=[job_out(j, queue) for j in jobs])
 
 
-@router.get("", response_model=JobsOut)
+@router.get("", response_model=JobsOut, responses=error_responses(Role.VIEWER, {422: "An unknown state"}))
 async def list_jobs(
     queue: QueueDep,
     _: Viewer,
@@ -199,14 +265,22 @@ async def list_jobs(
     return JobsOut(jobs=[job_out(j, queue) for j in await queue.list(state)])
 
 
-@router.get("/{job_id}", response_model=JobOut, responses={404: {"description": "No such job"}})
-async def get_job(job_id: int, queue: QueueDep, _: Viewer) -> JobOut:
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    responses=error_responses(Role.VIEWER, {404: "No such job", 422: _BAD_ID}),
+)
+async def get_job(job_id: JobId, queue: QueueDep, _: Viewer) -> JobOut:
     """One job. Role: viewer."""
     return job_out(await queue.get(job_id), queue)
 
 
-@router.get("/{job_id}/events", response_model=JobEventsOut, responses={404: {"description": "No such job"}})
-async def job_events(job_id: int, queue: QueueDep, _: Viewer) -> JobEventsOut:
+@router.get(
+    "/{job_id}/events",
+    response_model=JobEventsOut,
+    responses=error_responses(Role.VIEWER, {404: "No such job", 422: _BAD_ID}),
+)
+async def job_events(job_id: JobId, queue: QueueDep, _: Viewer) -> JobEventsOut:
     """Every state change of one job, oldest first. Role: viewer."""
     events = await queue.events(job_id)  # NotFound → 404
     return JobEventsOut(
@@ -217,8 +291,10 @@ async def job_events(job_id: int, queue: QueueDep, _: Viewer) -> JobEventsOut:
 @router.post(
     "/{job_id}/cancel",
     response_model=JobOut,
-    responses={404: {"description": "No such job"}, 409: {"description": "The job has already finished"}},
+    responses=error_responses(
+        Role.OPERATOR, {404: "No such job", 409: "The job has already finished", 422: _BAD_ID}
+    ),
 )
-async def cancel_job(job_id: int, queue: QueueDep, caller: Operator) -> JobOut:
+async def cancel_job(job_id: JobId, queue: QueueDep, caller: Operator) -> JobOut:
     """Cancel a queued job, or stop it on its printer. Role: operator."""
     return job_out(await queue.cancel(job_id, caller=caller.name), queue)

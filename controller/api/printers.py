@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
 from controller.api.auth import require
+from controller.api.errors import error_responses
 from controller.config import Role
+from controller.config.errors import NAME
 from controller.fleet import Fleet, PrinterCoordinator
 from controller.jobs import job_id_of
 from controller.printers import PrinterState
@@ -17,6 +19,10 @@ from controller.queue import JobQueue
 
 router = APIRouter(prefix="/api/v1/printers", tags=["printers"])
 viewer = Depends(require(Role.VIEWER))
+_BAD_NAME = "Not a printer name: letters, digits, _ . - and at most 64 characters"
+PrinterName = Annotated[
+    str, Path(pattern=NAME, description="The printer's name from the config", examples=["mk4-1"])
+]
 
 
 class TemperatureOut(BaseModel):
@@ -80,7 +86,9 @@ def _coordinator(fleet: Fleet, name: str) -> PrinterCoordinator:
     return coordinator
 
 
-@router.get("", dependencies=[viewer], response_model=list[PrinterOut])
+@router.get(
+    "", dependencies=[viewer], response_model=list[PrinterOut], responses=error_responses(Role.VIEWER)
+)
 def list_printers(fleet: FleetDep) -> list[PrinterOut]:
     """Every configured printer, in config order. Role: viewer."""
     return [printer_out(c) for c in fleet.coordinators.values()]
@@ -90,9 +98,9 @@ def list_printers(fleet: FleetDep) -> list[PrinterOut]:
     "/{name}",
     dependencies=[viewer],
     response_model=PrinterOut,
-    responses={404: {"description": "No printer of that name"}},
+    responses=error_responses(Role.VIEWER, {404: "No printer of that name", 422: _BAD_NAME}),
 )
-def get_printer(name: str, fleet: FleetDep) -> PrinterOut:
+def get_printer(name: PrinterName, fleet: FleetDep) -> PrinterOut:
     """One printer by name. Role: viewer."""
     return printer_out(_coordinator(fleet, name))
 
@@ -101,9 +109,11 @@ def get_printer(name: str, fleet: FleetDep) -> PrinterOut:
     "/{name}/clear",
     response_model=PrinterOut,
     dependencies=[Depends(require(Role.OPERATOR))],
-    responses={404: {"description": "No printer of that name"}, 409: {"description": "Not awaiting clear"}},
+    responses=error_responses(
+        Role.OPERATOR, {404: "No printer of that name", 409: "Not awaiting clear", 422: _BAD_NAME}
+    ),
 )
-async def clear_printer(name: str, request: Request) -> PrinterOut:
+async def clear_printer(name: PrinterName, request: Request) -> PrinterOut:
     """Confirm the bed is clear so the next job may start; 409 while printing or when already clear.
     Role: operator."""
     queue: JobQueue = request.app.state.queue

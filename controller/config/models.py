@@ -74,6 +74,9 @@ class ApiConfig(_Section):
 
     listen: str = "127.0.0.1:8470"
     tokens: list[TokenConfig] = Field(default_factory=list)
+    # /docs and /openapi.json: "token" needs a token like every endpoint but /healthz,
+    # "open" serves them to anyone (a trusted LAN), "off" does not serve them at all.
+    docs: Literal["token", "open", "off"] = "token"
 
     @field_validator("listen")
     @classmethod
