@@ -14,6 +14,8 @@ from typing import Protocol, cast
 
 import aiohttp
 
+from devices.urls import redact_url, redact_urls_in
+
 
 class InfluxUnavailable(Exception):
     """Not written, try again later."""
@@ -52,6 +54,19 @@ def _classify(status: int, text: str, where: str) -> Exception | None:
     return InfluxUnavailable(message)  # 404 (no such database yet), 429, 5xx
 
 
+def _failed(where: str, exc: BaseException) -> str:
+    # aiohttp puts the request URL, userinfo included, into some of its messages.
+    return f"{where}: {type(exc).__name__} {redact_urls_in(str(exc))}".strip()
+
+
+def _conflict(where: str, exc: ValueError) -> InfluxAuthError:
+    # aiohttp refuses a user and password in the URL beside an Authorization header (a v2 token, a
+    # v1 username): not a crash of the writer, but an error that says which credentials to keep.
+    return InfluxAuthError(
+        f"{where}: {redact_urls_in(str(exc))} (give credentials in the config, not the URL)"
+    )
+
+
 class V1Writer:
     """InfluxDB 1.x `/write?db=&rp=&precision=ns` with Basic auth when a user is set."""
 
@@ -66,6 +81,7 @@ class V1Writer:
         timeout: float = 10.0,
     ) -> None:
         self._url = url.rstrip("/") + "/write"
+        self._where = redact_url(self._url)  # for errors: no user or password from the URL
         self._params = {"db": database, "precision": "ns"}
         if retention_policy:
             self._params["rp"] = retention_policy
@@ -87,8 +103,10 @@ class V1Writer:
                 ) as resp:
                     status, text = resp.status, await resp.text(errors="replace")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise InfluxUnavailable(f"{self._url}: {type(exc).__name__} {exc}".strip()) from None
-        error = _classify(status, text, self._url)
+            raise InfluxUnavailable(_failed(self._where, exc)) from None
+        except ValueError as exc:
+            raise _conflict(self._where, exc) from None
+        error = _classify(status, text, self._where)
         if error is not None:
             raise error
 
@@ -103,6 +121,7 @@ class V2Writer:
 
     def __init__(self, url: str, *, token: str, org: str, bucket: str, timeout: float = 10.0) -> None:
         self._url, self._token, self._org, self._bucket = url, token, org, bucket
+        self._where = redact_url(url)  # for errors: no user or password from the URL
         self._timeout_ms = int(timeout * 1000)
         self._client: object | None = None
 
@@ -129,12 +148,14 @@ class V2Writer:
                     write_precision=cast(WritePrecision, WritePrecision.NS),
                 )
         except ApiException as exc:
-            error = _classify(int(exc.status or 0), str(exc.body or exc.reason or ""), self._url)
-            raise (error or InfluxUnavailable(f"{self._url}: {exc.status}")) from None
+            error = _classify(int(exc.status or 0), str(exc.body or exc.reason or ""), self._where)
+            raise (error or InfluxUnavailable(f"{self._where}: {exc.status}")) from None
         except InfluxDBError as exc:
-            raise InfluxUnavailable(f"{self._url}: {exc}") from None
+            raise InfluxUnavailable(f"{self._where}: {redact_urls_in(str(exc))}") from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise InfluxUnavailable(f"{self._url}: {type(exc).__name__} {exc}".strip()) from None
+            raise InfluxUnavailable(_failed(self._where, exc)) from None
+        except ValueError as exc:
+            raise _conflict(self._where, exc) from None
 
     async def close(self) -> None:
         from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync

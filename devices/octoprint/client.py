@@ -19,6 +19,7 @@ from devices.octoprint.models import (
     UploadResult,
     VersionInfo,
 )
+from devices.urls import redact_url, redact_urls_in
 
 # Uploads may be large; beyond the base timeout allow this many seconds per MB sent.
 _UPLOAD_S_PER_MB = 2.0
@@ -36,6 +37,8 @@ class OctoPrintClient:
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # For errors and logs: a user and password in the URL stay out of them.
+        self.display_url = redact_url(self.base_url)
         self._headers = {"X-Api-Key": api_key}
         self.timeout = timeout
         self._session = session
@@ -81,7 +84,7 @@ class OctoPrintClient:
         params: dict[str, str] | None = None,
     ) -> Any:
         url = f"{self.base_url}{path}"
-        where = f"{method} {self.base_url}{path.split('?')[0]}"
+        where = f"{method} {self.display_url}{path.split('?')[0]}"
         try:
             async with asyncio.timeout(limit_s or self.timeout):
                 async with self.session.request(
@@ -187,14 +190,15 @@ class OctoPrintClient:
         """POST /api/login passive: the (user name, session) pair the push socket authenticates with."""
         body = await self._request("POST", "/api/login", json_body={"passive": True})
         if not isinstance(body, dict) or not body.get("name") or not body.get("session"):
-            raise DeviceAuthError(f"{self.base_url}: passive login returned no session")
+            raise DeviceAuthError(f"{self.display_url}: passive login returned no session")
         return str(body["name"]), str(body["session"])
 
 
 def _describe(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
-    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+    # aiohttp puts the request URL, userinfo included, into some of its messages.
+    return type(exc).__name__ + (f": {redact_urls_in(str(exc))}" if str(exc) else "")
 
 
 def _message(text: str) -> str:
