@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -135,6 +137,7 @@ async def run_daemon(
         raise StartupError(
             f"controller.state_dir {config.controller.state_dir}: {exc.strerror}", EX_CONFIG
         ) from None
+    _restrict_modes(config.controller.state_dir)
     store = _open_store(config.controller.state_dir)
     try:
         async with fleet_session() as session:
@@ -144,6 +147,31 @@ async def run_daemon(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     log.info("stopped")
+
+
+def _restrict_modes(state_dir: Path) -> None:
+    """Take group write and every "other" bit off the state dir and all in it (0750 dirs, 0640 files).
+
+    `farmctl run` creates with umask 027; this mends what an older version or another umask left
+    readable to every local user: the job database, uploaded G-code, the spool. SQLite's -wal and
+    -shm files take the database's mode, so they follow.
+    """
+    changed, failed = 0, 0
+    for root, dirs, files in os.walk(state_dir):
+        for path, keep in [(Path(root), 0o750)] + [(Path(root, name), 0o640) for name in files]:
+            try:
+                mode = path.lstat().st_mode
+                if stat.S_ISLNK(mode) or stat.S_IMODE(mode) & ~keep == 0:
+                    continue
+                path.chmod(stat.S_IMODE(mode) & keep)
+                changed += 1
+            except OSError:
+                failed += 1
+        dirs[:] = [d for d in dirs if not Path(root, d).is_symlink()]
+    if changed:
+        log.info("state_dir=%s: took group-write and other access off %d paths", state_dir, changed)
+    if failed:
+        log.warning("state_dir=%s: could not restrict the mode of %d paths", state_dir, failed)
 
 
 def _open_store(state_dir: Path) -> AsyncStore:

@@ -26,6 +26,9 @@ def run(
     from controller.daemon import StartupError, run_daemon  # the daemon's imports are heavier
     from controller.logsetup import setup_logging
 
+    # The job database, uploaded G-code and the spool are for the daemon's user and group only,
+    # whatever umask the shell or service manager gave (systemd's default is 022).
+    os.umask(0o027)
     cfg = load(config)
     setup_logging(cfg.controller.log_level)
     # The modules and config loaded by now live as long as the daemon: out of the collector's sight,
