@@ -137,8 +137,10 @@ class Dispatcher:
         for name, coordinator in self.fleet.coordinators.items():
             state = coordinator.status.state
             busy = name in on_printer or name in self._uploading
-            if busy or not coordinator.bed_clear:
-                state = PrinterState.PRINTING if busy else PrinterState.AWAITING_CLEAR
+            if busy or (state is PrinterState.IDLE and not coordinator.settled):
+                state = PrinterState.PRINTING
+            elif not coordinator.bed_clear and state is PrinterState.IDLE:
+                state = PrinterState.AWAITING_CLEAR  # an offline or failed printer says so instead
             job = on_printer.get(name)
             job_id = job.id if job else self._uploading.get(name, job_id_of(coordinator.status.file))
             slots.append(PrinterSlot.from_config(coordinator.printer, state, job_id))

@@ -20,11 +20,51 @@ from controller.config import ControllerConfig, PrinterConfig
 from controller.printers import PrinterState, PrinterStatus, normalize
 from controller.tasks import run_until_stopped
 from devices.errors import DeviceAuthError, DeviceError
-from devices.octoprint import OctoPrintClient, PrinterEvent, PushStream, Snapshot
+from devices.octoprint import EventKind, OctoPrintClient, PrinterEvent, PushStream, Snapshot
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[PrinterStatus, PrinterEvent | None], None]
+
+# Push events arrive ~13 ms after the action, while `current` frames come at most once a second: the state
+# follows the events at once. A `current` frame built just before an event can still arrive after it; for
+# this long after an event a pushed frame that contradicts it only updates temperatures (REST is never held).
+EVENT_HOLD_S = 2.5
+_EVENT_STATES = {
+    EventKind.PRINT_STARTED: PrinterState.PRINTING,
+    EventKind.PRINT_RESUMED: PrinterState.PRINTING,
+    EventKind.PRINT_PAUSED: PrinterState.PAUSED,
+    EventKind.PRINT_DONE: PrinterState.IDLE,
+    EventKind.PRINT_CANCELLED: PrinterState.IDLE,
+    EventKind.ERROR: PrinterState.ERROR,
+    EventKind.DISCONNECTED: PrinterState.OFFLINE,
+}
+# OctoPrint's PrinterStateChanged state ids; the ones not listed (connecting, detecting, …) change nothing.
+_STATE_IDS = {
+    "OPERATIONAL": PrinterState.IDLE,
+    "STARTING": PrinterState.PRINTING,
+    "PRINTING": PrinterState.PRINTING,
+    "RESUMING": PrinterState.PRINTING,
+    "FINISHING": PrinterState.PRINTING,
+    "CANCELLING": PrinterState.PRINTING,
+    "PAUSING": PrinterState.PAUSED,
+    "PAUSED": PrinterState.PAUSED,
+    "ERROR": PrinterState.ERROR,
+    "CLOSED_WITH_ERROR": PrinterState.ERROR,
+    "OFFLINE_AFTER_ERROR": PrinterState.ERROR,
+    "OFFLINE": PrinterState.OFFLINE,
+    "CLOSED": PrinterState.OFFLINE,
+}
+
+
+def state_of_event(event: PrinterEvent) -> PrinterState | None:
+    """The printer state an event implies, or None when it implies none."""
+    if event.kind is EventKind.PRINT_FAILED:
+        # Cancelled: the printer is idle again; an error leaves it in error (the Error event says why).
+        return PrinterState.IDLE if event.reason == "cancelled" else PrinterState.ERROR
+    if event.kind is EventKind.STATE_CHANGED:
+        return _STATE_IDS.get((event.state or "").upper())
+    return _EVENT_STATES.get(event.kind)
 
 
 class Backoff:
@@ -69,6 +109,8 @@ class PrinterCoordinator:
         self._backoff = Backoff(settings.poll_interval, settings.offline_backoff_max)
         self._down_since: float | None = None
         self._down_reason: str | None = None
+        self._event_at: float | None = None  # when an event last changed the state (see EVENT_HOLD_S)
+        self._before_event = PrinterState.OFFLINE  # the state that event replaced
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll, follow push, back off while down; returns when `stop` is set."""
@@ -106,9 +148,9 @@ class PrinterCoordinator:
         async with PushStream(self.client, idle_timeout=idle) as stream:
             async for item in stream:
                 if isinstance(item, Snapshot):
-                    self._apply(item)
+                    self._apply(item, pushed=True)
                 else:
-                    self._notify(item)
+                    self.on_event(item)
                 if time.monotonic() >= next_reconcile:
                     await self.poll()
                     next_reconcile = time.monotonic() + self.settings.reconcile_interval
@@ -129,12 +171,74 @@ class PrinterCoordinator:
             self._set(replace(self.status, state=PrinterState.IDLE))
         return True
 
-    def _apply(self, snapshot: Snapshot) -> None:
-        state = normalize(snapshot)
+    def on_event(self, event: PrinterEvent) -> None:
+        """Apply a pushed event's state at once, then tell the listeners (the dispatcher) about it."""
+        state = state_of_event(event)
+        status = self.status
+        if state is PrinterState.OFFLINE and status.state is PrinterState.ERROR:
+            state = None  # OctoPrint disconnects after a firmware error: the error is the news
+        if state is not None and self._down_since is None:
+            state = self._bed_rule(state)
+            if state is not status.state:
+                self._event_at = time.monotonic()
+                # As a host's frame would say it: the bed is the farm's business, not the host's.
+                before = status.state
+                self._before_event = PrinterState.IDLE if before is PrinterState.AWAITING_CLEAR else before
+            file = event.file_name or status.file
+            progress = status.progress
+            if event.kind is EventKind.PRINT_STARTED:
+                progress = 0.0
+            elif event.kind is EventKind.PRINT_DONE:
+                progress = 100.0
+            error = (event.error or status.error or "error") if state is PrinterState.ERROR else None
+            new = replace(status, state=state, file=file, progress=progress, error=error)
+            if new.state is not status.state:
+                log.info(
+                    "printer=%s state=%s was=%s (event %s)",
+                    self.printer.name,
+                    state,
+                    status.state,
+                    event.kind,
+                )
+            self.status = new
+        self._notify(event)
+
+    def _bed_rule(self, state: PrinterState) -> PrinterState:
+        """The state as the farm shows it, marking the bed used when a print runs."""
         if state in (PrinterState.PRINTING, PrinterState.PAUSED):
             self.bed_clear = False  # any print leaves a part (or a mess) behind, ours or not
         elif state is PrinterState.IDLE and not self.bed_clear:
-            state = PrinterState.AWAITING_CLEAR  # only an operator clears a bed
+            return PrinterState.AWAITING_CLEAR  # only an operator clears a bed
+        return state
+
+    @property
+    def settled(self) -> bool:
+        """False for a moment after an event changed the state, until the host's own frames agree.
+
+        OctoPrint sends PrintDone or PrintCancelled before it has finished or cancelled and accepts a
+        new print: a printer shown idle by an event takes no job until then.
+        """
+        return self._event_at is None or time.monotonic() - self._event_at > EVENT_HOLD_S
+
+    def _held(self, state: PrinterState) -> bool:
+        """A pushed frame that still shows the state a recent event replaced predates the event."""
+        if self._event_at is None:
+            return False
+        if time.monotonic() - self._event_at > EVENT_HOLD_S or state is not self._before_event:
+            self._event_at = None  # the frames have caught up (or moved on)
+            return False
+        return True
+
+    def _apply(self, snapshot: Snapshot, *, pushed: bool = False) -> None:
+        state = normalize(snapshot)
+        was_held = self._event_at is not None
+        if pushed and self._down_since is None and self._held(state):
+            if snapshot.temperatures:
+                self.status = replace(self.status, temperatures=snapshot.temperatures)
+            return
+        if not pushed:
+            self._event_at = None  # a fresh REST answer rules
+        state = self._bed_rule(state)
         new = PrinterStatus(
             name=self.printer.name,
             state=state,
@@ -157,6 +261,10 @@ class PrinterCoordinator:
             log.info(
                 "printer=%s state=%s was=%s (%s)", self.printer.name, state, self.status.state, new.detail
             )
+        if was_held and new.state is self.status.state:
+            self.status = new
+            self._notify(None)  # settled: the dispatcher may use this printer now
+            return
         self._set(new)
 
     def _went_down(self, exc: DeviceError) -> None:

@@ -14,6 +14,7 @@ from devices.errors import DeviceUnavailable
 from devices.octoprint import parse
 from devices.octoprint.client import OctoPrintClient
 from devices.octoprint.models import PrinterEvent, Snapshot
+from devices.urls import redact_url
 
 PushItem = Snapshot | PrinterEvent
 
@@ -42,6 +43,7 @@ class PushStream:
 
     async def __aenter__(self) -> Self:
         url = self._client.base_url.replace("http", "ws", 1) + "/sockjs/websocket"
+        shown = redact_url(url)  # the URL may carry a user and password: never in a message
         auth = await self._client.passive_login()
         try:
             async with asyncio.timeout(self._client.timeout):
@@ -53,10 +55,10 @@ class PushStream:
                 await self._ws.send_json({"throttle": self._throttle})
         except TimeoutError:
             await self._close()
-            raise DeviceUnavailable(f"{url}: push connect timed out") from None
+            raise DeviceUnavailable(f"{shown}: push connect timed out") from None
         except aiohttp.ClientError as exc:
             await self._close()
-            raise DeviceUnavailable(f"{url}: push connect failed: {type(exc).__name__}") from None
+            raise DeviceUnavailable(f"{shown}: push connect failed: {type(exc).__name__}") from None
         return self
 
     async def __aexit__(
@@ -87,13 +89,13 @@ class PushStream:
     async def _next_frame(self) -> list[PushItem]:
         ws = self._ws
         if ws is None:
-            raise DeviceUnavailable(f"{self._client.base_url}: push stream not open")
+            raise DeviceUnavailable(f"{self._client.display_url}: push stream not open")
         try:
             msg = await ws.receive(timeout=self._idle_timeout)
         except TimeoutError:
-            raise DeviceUnavailable(f"{self._client.base_url}: push stream silent") from None
+            raise DeviceUnavailable(f"{self._client.display_url}: push stream silent") from None
         if msg.type != aiohttp.WSMsgType.TEXT:
-            raise DeviceUnavailable(f"{self._client.base_url}: push stream closed ({msg.type.name})")
+            raise DeviceUnavailable(f"{self._client.display_url}: push stream closed ({msg.type.name})")
         try:
             frame = json.loads(msg.data)
         except ValueError:

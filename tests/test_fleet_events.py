@@ -1,0 +1,154 @@
+"""Printer state follows OctoPrint's push events at once; `current` frames and REST reconcile."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from controller.config import ControllerConfig, PrinterConfig
+from controller.fleet import EVENT_HOLD_S, PrinterCoordinator, fleet_session, state_of_event
+from controller.printers import PrinterState, PrinterStatus
+from devices.octoprint import EventKind, PrinterEvent, PrinterFlags, Snapshot
+from tests.conftest import OctoPrintFactory
+from tests.helpers import PrinterSpec, config_for, eventually
+from tests.test_fleet import running_fleet, state
+from tests.test_octoprint_driver import gcode
+
+IDLE_FRAME = Snapshot("Operational", PrinterFlags(operational=True, ready=True, closed=False))
+PRINTING_FRAME = Snapshot(
+    "Printing", PrinterFlags(operational=True, printing=True, closed=False), file_name="part.gcode"
+)
+Heard = list[tuple[PrinterState, PrinterEvent | None]]
+
+
+@pytest.fixture
+async def coordinator() -> AsyncIterator[tuple[PrinterCoordinator, Heard]]:
+    printer = PrinterConfig(name="p1", url="http://127.0.0.1:9", api_key_file=Path("k"))
+    heard: Heard = []
+
+    def listener(status: PrinterStatus, event: PrinterEvent | None) -> None:
+        heard.append((status.state, event))
+
+    async with fleet_session() as session:
+        coord = PrinterCoordinator(printer, ControllerConfig(), session, [listener], bed_clear=True)
+        coord._apply(IDLE_FRAME)  # a REST answer: the printer is up and idle
+        heard.clear()
+        yield coord, heard
+
+
+def now(coord: PrinterCoordinator) -> PrinterState:
+    """The coordinator's state (a call, so the type checker does not narrow it between steps)."""
+    return coord.status.state
+
+
+def ev(kind: EventKind, **kw: str) -> PrinterEvent:
+    return PrinterEvent(kind=kind, **kw)  # type: ignore[arg-type]
+
+
+async def test_print_started_event_sets_printing_at_once(
+    coordinator: tuple[PrinterCoordinator, Heard],
+) -> None:
+    coord, heard = coordinator
+    started = ev(EventKind.PRINT_STARTED, file_name="part.gcode")
+    coord.on_event(started)
+    assert now(coord) is PrinterState.PRINTING
+    assert (coord.status.file, coord.status.progress) == ("part.gcode", 0.0)
+    assert not coord.bed_clear  # a print leaves a part on the bed
+    assert heard == [(PrinterState.PRINTING, started)]  # the dispatcher hears it once, with the event
+
+    # A `current` frame built before the event still says Operational: it does not undo the event ...
+    coord._apply(IDLE_FRAME, pushed=True)
+    assert now(coord) is PrinterState.PRINTING
+    # ... but a frame that agrees ends the hold, and later frames rule again.
+    coord._apply(PRINTING_FRAME, pushed=True)
+    coord._apply(IDLE_FRAME, pushed=True)
+    assert now(coord) is PrinterState.AWAITING_CLEAR
+
+
+async def test_idle_by_event_takes_no_job_until_the_host_agrees(
+    coordinator: tuple[PrinterCoordinator, Heard],
+) -> None:
+    coord, heard = coordinator
+    coord.on_event(ev(EventKind.PRINT_STARTED, file_name="part.gcode"))
+    coord._apply(PRINTING_FRAME, pushed=True)
+    assert coord.settled
+    # OctoPrint sends PrintCancelled while it is still cancelling: shown at once, not yet usable.
+    coord.on_event(ev(EventKind.PRINT_CANCELLED, file_name="part.gcode"))
+    assert now(coord) is PrinterState.AWAITING_CLEAR
+    assert not coord.settled
+    coord._apply(PRINTING_FRAME, pushed=True)  # "Cancelling"
+    assert not coord.settled
+    heard.clear()
+    coord._apply(IDLE_FRAME, pushed=True)  # "Operational": now it may take the next job
+    assert coord.settled
+    assert heard == [(PrinterState.AWAITING_CLEAR, None)]  # the dispatcher is woken for it
+
+
+async def test_a_rest_answer_is_never_held(coordinator: tuple[PrinterCoordinator, Heard]) -> None:
+    coord, _ = coordinator
+    coord.on_event(ev(EventKind.PRINT_STARTED, file_name="part.gcode"))
+    coord._apply(IDLE_FRAME)  # fresh REST: the print is gone
+    assert now(coord) is PrinterState.AWAITING_CLEAR
+
+
+async def test_the_hold_ends(coordinator: tuple[PrinterCoordinator, Heard]) -> None:
+    coord, _ = coordinator
+    coord.on_event(ev(EventKind.PRINT_STARTED, file_name="part.gcode"))
+    assert coord._event_at is not None
+    coord._event_at -= EVENT_HOLD_S + 0.1  # the event is older than the hold
+    coord._apply(IDLE_FRAME, pushed=True)
+    assert now(coord) is PrinterState.AWAITING_CLEAR
+
+
+async def test_ends_pause_error_and_disconnect(coordinator: tuple[PrinterCoordinator, Heard]) -> None:
+    coord, heard = coordinator
+    coord.on_event(ev(EventKind.PRINT_STARTED, file_name="part.gcode"))
+    coord.on_event(ev(EventKind.PRINT_PAUSED, file_name="part.gcode"))
+    assert now(coord) is PrinterState.PAUSED
+    coord.on_event(ev(EventKind.PRINT_RESUMED, file_name="part.gcode"))
+    assert now(coord) is PrinterState.PRINTING
+    coord.on_event(ev(EventKind.PRINT_DONE, file_name="part.gcode"))
+    assert now(coord) is PrinterState.AWAITING_CLEAR  # done, and the part is on the bed
+    assert coord.status.progress == 100.0
+    assert coord.clear()
+    coord.on_event(ev(EventKind.STATE_CHANGED, state="PRINTING"))
+    assert now(coord) is PrinterState.PRINTING
+    coord.on_event(ev(EventKind.PRINT_FAILED, file_name="part.gcode", reason="cancelled"))
+    assert now(coord) is PrinterState.AWAITING_CLEAR
+    coord.on_event(ev(EventKind.PRINT_FAILED, reason="error", error="Thermal runaway"))
+    assert (coord.status.state, coord.status.error) == (PrinterState.ERROR, "Thermal runaway")
+    # OctoPrint disconnects after a firmware error: the error stays the news.
+    coord.on_event(ev(EventKind.DISCONNECTED))
+    assert now(coord) is PrinterState.ERROR
+    coord._apply(IDLE_FRAME)
+    coord.on_event(ev(EventKind.DISCONNECTED))
+    assert now(coord) is PrinterState.OFFLINE
+    # Every event reached the listener, once each (state changes by frames or a clear come with None).
+    assert len([e for _, e in heard if e is not None]) == 9
+
+
+def test_state_ids_and_unknown_events() -> None:
+    assert state_of_event(ev(EventKind.STATE_CHANGED, state="OFFLINE_AFTER_ERROR")) is PrinterState.ERROR
+    assert state_of_event(ev(EventKind.STATE_CHANGED, state="CONNECTING")) is None
+    assert state_of_event(ev(EventKind.CONNECTED)) is None
+
+
+async def test_real_printer_start_and_end_come_from_events(
+    octoprint: OctoPrintFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="controller.fleet")
+    (a,) = octoprint(1)
+    config = config_for(tmp_path, [PrinterSpec("a", a.url, a.api_key)])
+    async with running_fleet(config) as fleet:
+        await eventually(lambda: state(fleet, "a") is PrinterState.IDLE, 15, "a idle")
+        coord = fleet.get("a")
+        assert coord is not None
+        await coord.client.upload(gcode(tmp_path / "a.gcode", 300), "ev.gcode", select=True, start=True)
+        await eventually(lambda: state(fleet, "a") is PrinterState.AWAITING_CLEAR, 60, "a done")
+    changes = [r.getMessage() for r in caplog.records if "printer=a state=" in r.getMessage()]
+    # Both transitions of the print were made by push events, not by the once-a-second frames.
+    assert any("state=printing" in m and "(event " in m for m in changes), changes
+    assert any("state=awaiting_clear was=printing (event " in m for m in changes), changes
