@@ -200,7 +200,7 @@ async def _serve(
     sources = MetricSources(fleet, store)
     telemetry = _telemetry(config, fleet, store, sources)
     cap = connection_cap(raise_file_limit())
-    server = ApiServer(create_app(config, queue, sources), config.api, max_connections=cap)
+    server = ApiServer(create_app(config, queue, sources, stopping=stop), config.api, max_connections=cap)
     async with asyncio.TaskGroup() as tg:
         for name, runner in telemetry:
             tg.create_task(runner(stop), name=name)

@@ -111,7 +111,7 @@ def banner(config_path: Path, listen: str, count: int) -> str:
     lines = [
         "",
         f"farmctl demo is ready: {count} virtual printers, API http://{listen}",
-        f"  API docs:  http://{listen}/docs",
+        f"  API docs:  http://{listen}/docs (sign in with {secrets_dir}/viewer.token)",
         f"  tokens:    {secrets_dir}/admin.token (admin), {secrets_dir}/viewer.token (viewer)",
         f"  config:    {_shown(config_path)}",
         "Next, paste these in another shell:",

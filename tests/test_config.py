@@ -229,7 +229,7 @@ NAME_RULE = "must be 1-64 letters, digits, '_', '.' or '-', starting with a lett
         (('url = "http://127.0.0.1:5000"', ""), "printers['p1'].url: missing required key"),
         (after("[api]", "listen_on = 1"), "api.listen_on: unknown key; did you mean 'listen'?"),
         (("[[printers]]", "[[printer]]"), "printer: unknown key; did you mean 'printers'?"),
-        (after("[api]", "bogus = 1"), "api.bogus: unknown key (keys here: listen, tokens)"),
+        (after("[api]", "bogus = 1"), "api.bogus: unknown key (keys here: listen, tokens, docs)"),
         (
             ("[[printers]]", "[[printers]]\nname='p1'\nurl='http://a'\napi_key_file='p.key'\n[[printers]]"),
             "printers: duplicate printer name 'p1'",

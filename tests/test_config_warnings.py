@@ -45,3 +45,16 @@ def test_warns_when_mqtt_or_influx_credentials_travel_unencrypted() -> None:
     assert warnings({**lan_mqtt, "tls": True}, {**lan_influx, "url": "https://10.0.0.6:8086"}) == []
     assert warnings({"host": "10.0.0.5"}, {"url": "http://10.0.0.6:8086"}) == []  # nothing secret to leak
     assert warnings({**lan_mqtt, "host": "localhost"}, {**lan_influx, "url": "http://127.0.0.1:8086"}) == []
+
+
+def test_warns_about_open_docs_and_hides_url_credentials() -> None:
+    open_docs = config_warnings(Config.model_validate({"api": {"docs": "open", "listen": "0.0.0.0:8470"}}))
+    assert open_docs[1:] == [
+        'api.docs = "open" serves the API documents without a token on 0.0.0.0:8470: '
+        'use docs = "token" unless the network is trusted'
+    ]
+    assert config_warnings(Config.model_validate({"api": {"docs": "open"}})) == []  # loopback only
+    influx = {"url": "http://farm:s3cret@10.0.0.6:8086", "password_file": "i.pw"}
+    (warning,) = config_warnings(Config.model_validate({"influx": influx}))
+    assert "s3cret" not in warning
+    assert "http://***@10.0.0.6:8086" in warning

@@ -6,6 +6,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from controller.config.models import Config
+from devices.urls import redact_url
 
 
 def config_warnings(config: Config) -> list[str]:
@@ -16,6 +17,11 @@ def config_warnings(config: Config) -> list[str]:
             f"api.listen {config.api.listen} is reachable from the network without TLS: "
             "put a TLS reverse proxy in front or listen on 127.0.0.1"
         )
+        if config.api.docs == "open":
+            warnings.append(
+                f'api.docs = "open" serves the API documents without a token on {config.api.listen}: '
+                'use docs = "token" unless the network is trusted'
+            )
     mqtt = config.mqtt
     if mqtt is not None and mqtt.password_file is not None and not mqtt.tls and not _is_loopback(mqtt.host):
         warnings.append(
@@ -28,7 +34,8 @@ def config_warnings(config: Config) -> list[str]:
         url = urlsplit(influx.url)
         if secret is not None and url.scheme == "http" and not _is_loopback(url.hostname or ""):
             what = "token" if influx.api == "v2" else "password"
-            warnings.append(f"influx: the {what} goes to {influx.url} unencrypted: use an https:// url")
+            shown = redact_url(influx.url)
+            warnings.append(f"influx: the {what} goes to {shown} unencrypted: use an https:// url")
     return warnings
 
 
