@@ -183,7 +183,8 @@ async def window(name: str, seconds: float, pids: dict[str, int], floor_proc: su
     elapsed, (busy1, total1) = time.monotonic() - t0, machine_jiffies()
     out: dict[str, Any] = {"window": name, "seconds": round(elapsed, 1)}
     for k, pid in pids.items():
-        out[k] = {"cpu_pct": round((cpu_seconds(pid) - cpu0[k]) / elapsed * 100, 2), "rss_mib": max(rss[k])}
+        cpu = (cpu_seconds(pid) - cpu0[k]) / elapsed * 100
+        out[k] = {"cpu_pct": round(cpu, 2), "rss_mib": round(max(rss[k]), 1)}
     out["floor_frames_per_s"] = round((await floor_frames(floor_proc) - frames) / elapsed, 1)
     out["machine_busy_pct_of_2_cores"] = round((busy1 - busy0) / (total1 - total0) * 100, 1)
     shown = "; ".join(f"{k} {out[k]['cpu_pct']:.2f}% CPU {out[k]['rss_mib']:.1f} MiB" for k in pids)
@@ -391,6 +392,7 @@ async def fleet_phases(
         samples.append(await trial(api, clients[i], names[i], trial_file, n))
         shown = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in samples[-1].items())
         print(f"  trial {n}: {shown}", flush=True)
+    result["trials_ms"] = [{k: round(v * 1000, 1) for k, v in s.items()} for s in samples]
     result["latency"] = {
         k: summary([s[k] for s in samples], from_answer=k in ("start", "end")) for k in samples[0]
     }
@@ -425,9 +427,9 @@ def report(result: dict[str, Any]) -> None:
           f" {'farmctl RSS':>11} {'floor RSS':>9} {'ratio':>6} {'frames/s':>8} {'machine':>7}")  # fmt: skip
     for w in result["windows"]:
         f, b = w["farmctl"], w["floor"]
-        cpu_ratio = f["cpu_pct"] / b["cpu_pct"] if b["cpu_pct"] else float("inf")
+        cpu_ratio = f"{f['cpu_pct'] / b['cpu_pct']:>5.1f}x" if b["cpu_pct"] else "    -"
         print(
-            f"{w['window']:<40} {f['cpu_pct']:>10.2f}% {b['cpu_pct']:>8.2f}% {cpu_ratio:>5.1f}x"
+            f"{w['window']:<40} {f['cpu_pct']:>10.2f}% {b['cpu_pct']:>8.2f}% {cpu_ratio}"
             f" {f['rss_mib']:>7.1f} MiB {b['rss_mib']:>5.1f} MiB {f['rss_mib'] / b['rss_mib']:>5.1f}x"
             f" {w['floor_frames_per_s']:>8.1f} {w['machine_busy_pct_of_2_cores']:>6.1f}%"
         )
