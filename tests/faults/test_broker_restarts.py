@@ -25,7 +25,7 @@ pytestmark = pytest.mark.faults
 SENSORS = 4
 INTERVAL_S = 0.01  # each sensor: up to 100 readings a second, as fast as the broker acknowledges
 RESTARTS = 5
-UP_S = 4.0  # between restarts
+UP_S = 3.0  # between restarts
 DOWN_S = 1.0
 # mosquitto's max_inflight_messages (20, not set in the shipped file): the most it sends farmctl ahead
 # of farmctl's acks, so the most it can send again after a restart.

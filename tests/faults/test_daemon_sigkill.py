@@ -15,6 +15,7 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +48,33 @@ async def _wait_up(farm: Farm, daemon: Daemon, timeout: float = 30) -> None:
             await asyncio.sleep(0.05)
 
 
-async def _kill_moment(rng: random.Random, state_dir: Path) -> str:
-    """Wait for the moment of this kill: half of them while an upload runs (a job is `dispatching`,
-    plus 0-100 ms: before, during or just after the upload and its recording), half at any moment in
-    the next 4 s (prints, their ends, the operator's clears). Returns which kind it was."""
+async def _kill_moment(rng: random.Random, state_dir: Path, submit: Awaitable[None]) -> str:
+    """Submit, and wait for the moment of this kill: half of them come while an upload runs (a job is
+    `dispatching`, plus 0-100 ms: before, during or just after the upload and its recording), half at
+    any moment in the 4 s after the submission (prints, their ends, the operator's clears). Returns
+    which kind it was."""
     if rng.random() < 0.5:
+        await submit
         await asyncio.sleep(rng.uniform(0.0, 4.0))
         return "any moment"
-    store = Store(state_dir / "farmctl.db")
+    watch = asyncio.create_task(_dispatching(state_dir))  # watching before the submission: its
+    await submit  # upload can start and end before the submission's answer arrives
     try:
-        async with asyncio.timeout(3.0):
-            while not store.list_jobs([JobState.DISPATCHING]):
-                await asyncio.sleep(0.005)
-    except TimeoutError:
+        await asyncio.wait_for(watch, 5.0)
+    except TimeoutError:  # every printer stayed busy
         return "upload (none came)"
-    finally:
-        store.close()
     await asyncio.sleep(rng.uniform(0.0, 0.1))
     return "upload"
+
+
+async def _dispatching(state_dir: Path) -> None:
+    """Returns once the store shows a job `dispatching` (its upload is about to run, or runs)."""
+    store = Store(state_dir / "farmctl.db")
+    try:
+        while not store.list_jobs([JobState.DISPATCHING]):
+            await asyncio.sleep(0.005)
+    finally:
+        store.close()
 
 
 def _states(state_dir: Path) -> Counter[str]:
@@ -107,6 +117,11 @@ async def test_ten_sigkills_at_random_moments_print_every_job_exactly_once(
         timeout=30,
     ) as api:
         farm = Farm(config, api, tokens)
+
+        async def submit(parts: list[Path]) -> None:
+            for part in parts:
+                submitted.extend(await farm.submit(part))
+
         try:
             async with bed_clearing(farm) as cleared:
                 for _ in range(KILLS):
@@ -114,12 +129,11 @@ async def test_ten_sigkills_at_random_moments_print_every_job_exactly_once(
                     daemon = Daemon(path, log)
                     await _wait_up(farm, daemon)
                     restart_s.append(time.monotonic() - started)
-                    for _ in range(rng.randint(1, 2)):
-                        part = print_file(
-                            files / f"part-{len(submitted)}.gcode", seconds=rng.uniform(1.0, 3.0)
-                        )
-                        submitted += await farm.submit(part)
-                    moments.append(await _kill_moment(rng, state_dir))
+                    parts = [
+                        print_file(files / f"part-{len(submitted) + i}.gcode", seconds=rng.uniform(1.0, 3.0))
+                        for i in range(rng.randint(1, 2))
+                    ]
+                    moments.append(await _kill_moment(rng, state_dir, submit(parts)))
                     daemon.kill()
                     landed.append(dict(_states(state_dir)))
 
