@@ -30,6 +30,7 @@ from controller.config import (
     config_warnings,
 )
 from controller.connlimits import BACKLOG, KEEP_ALIVE_S, ConnectionGuard, connection_cap, raise_file_limit
+from controller.core.events import EventFeed
 from controller.dispatch import Dispatcher
 from controller.files import FileStore
 from controller.fleet import Fleet, fleet_session
@@ -175,8 +176,9 @@ def _restrict_modes(state_dir: Path) -> None:
 
 
 def _open_store(state_dir: Path) -> AsyncStore:
+    """The store, publishing every job change on a new event feed (the daemon's one feed)."""
     try:
-        return AsyncStore(Store(state_dir / "farmctl.db"))
+        return AsyncStore(Store(state_dir / "farmctl.db"), EventFeed())
     except (sqlite3.Error, RuntimeError) as exc:
         raise StartupError(f"job store in {state_dir}: {exc}", EX_CONFIG) from None
 
@@ -192,11 +194,10 @@ async def _serve(
 ) -> None:
     # A bed whose state was never recorded counts as used: an operator confirms it once.
     beds = {p.name: store.sync.bed_clear(p.name) is True for p in config.printers}
-    fleet = Fleet(config.printers, config.controller, session, beds=beds)
+    fleet = Fleet(config.printers, config.controller, session, beds=beds, feed=store.feed)
     files = FileStore(config.controller.state_dir / "files")
     queue = JobQueue(config, store, files, fleet)
     dispatcher = Dispatcher(store, files, fleet, config.jobs, waiting=queue.waiting)
-    queue.on_change.append(dispatcher.wake)
     sources = MetricSources(fleet, store)
     telemetry = _telemetry(config, fleet, store, sources)
     cap = connection_cap(raise_file_limit())

@@ -21,10 +21,11 @@ from collections import deque
 from collections.abc import Callable
 
 from controller.config import JobsConfig
+from controller.core.events import JobChanged, PrinterChanged
 from controller.files import FileStore
 from controller.fleet import Fleet, PrinterCoordinator
 from controller.jobs import ACTIVE_STATES, IllegalTransition, Job, JobState, job_id_of
-from controller.printers import PrinterState, PrinterStatus
+from controller.printers import PrinterState
 from controller.queue import stop_print
 from controller.scheduler import PrinterSlot, schedule
 from controller.store import AsyncStore, NotFound
@@ -68,7 +69,10 @@ class Dispatcher:
         self.fleet = fleet
         self.settings = settings
         self._clock = clock
-        self._wake = asyncio.Event()
+        # Printer changes (with the push events a job may end by) and job changes: each is a reason
+        # for a round. DROP_OLDEST: a round reads every printer and job afresh anyway, and the
+        # tracking rules never rest on an event alone (a missed end is read from the file history).
+        self._changes = fleet.feed.subscribe_all("dispatcher", (PrinterChanged, JobChanged), maxsize=4096)
         self.waiting = waiting or WaitingBoard()
         self._events: dict[str, deque[PrinterEvent]] = {n: deque(maxlen=32) for n in fleet.coordinators}
         self._uploading: dict[str, int] = {}  # printer → job whose upload runs in this process
@@ -78,26 +82,24 @@ class Dispatcher:
         self._noted_foreign: set[tuple[str, str]] = set()
         self._last_start: float | None = None
         self._owner_served: dict[str, float] = {}
-        fleet.listeners.append(self._on_printer)
 
-    def wake(self) -> None:
-        """Run a round now (a job was queued, a bed cleared)."""
-        self._wake.set()
-
-    def _on_printer(self, status: PrinterStatus, event: PrinterEvent | None) -> None:
-        if event is not None and event.kind in _TRACKED:
-            self._events[status.name].append(event)
-        self._wake.set()
+    def _take_changes(self) -> None:
+        for change in self._changes.take():
+            if not isinstance(change, PrinterChanged) or change.event is None:
+                continue  # a job change is only a reason for a round
+            if change.event.kind in _TRACKED and change.printer in self._events:
+                self._events[change.printer].append(change.event)
 
     async def run(self, stop: asyncio.Event, tg: asyncio.TaskGroup) -> None:
         """Rounds until `stop`; uploads run as their own tasks in `tg` so tracking never waits on one."""
 
         async def loop() -> None:
             while True:
-                self._wake.clear()
+                self._take_changes()
                 await self.round(stop, tg)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.dispatch_interval)
+                    async with asyncio.timeout(self.settings.dispatch_interval):
+                        await self._changes.wait()
 
         await run_until_stopped(stop, loop())
 
@@ -205,7 +207,7 @@ class Dispatcher:
             return
         finally:
             self._uploading.pop(name, None)
-            self._wake.set()
+            self._changes.wake()
         if not result.started:
             await self._requeue(coordinator, job, f"{name} did not start the print (it was busy)")
             return

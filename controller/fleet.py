@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import aiohttp
 
 from controller.config import ControllerConfig, PrinterConfig
+from controller.core.events import EventFeed, PrinterChanged
 from controller.printers import PrinterState, PrinterStatus, normalize
 from controller.tasks import run_until_stopped
 from devices.errors import DeviceAuthError, DeviceError
@@ -24,7 +25,6 @@ from devices.octoprint import EventKind, OctoPrintClient, PrinterEvent, PushStre
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[PrinterStatus, PrinterEvent | None], None]
 
 # Push events arrive ~13 ms after the action, while `current` frames come at most once a second: the state
 # follows the events at once. A `current` frame built just before an event can still arrive after it; for
@@ -92,7 +92,7 @@ class PrinterCoordinator:
         printer: PrinterConfig,
         settings: ControllerConfig,
         session: aiohttp.ClientSession,
-        listeners: list[Listener],
+        feed: EventFeed,
         *,
         bed_clear: bool = True,
     ) -> None:
@@ -105,7 +105,7 @@ class PrinterCoordinator:
         # Whether the bed is known to be empty. The daemon seeds it from the store; a printer whose bed
         # state is unknown counts as used (awaiting clear).
         self.bed_clear = bed_clear
-        self._listeners = listeners
+        self._feed = feed
         self._backoff = Backoff(settings.poll_interval, settings.offline_backoff_max)
         self._down_since: float | None = None
         self._down_reason: str | None = None
@@ -172,7 +172,7 @@ class PrinterCoordinator:
         return True
 
     def on_event(self, event: PrinterEvent) -> None:
-        """Apply a pushed event's state at once, then tell the listeners (the dispatcher) about it."""
+        """Apply a pushed event's state at once, then publish it (the dispatcher ends jobs by it)."""
         state = state_of_event(event)
         status = self.status
         if state is PrinterState.OFFLINE and status.state is PrinterState.ERROR:
@@ -285,8 +285,7 @@ class PrinterCoordinator:
             self._notify(None)
 
     def _notify(self, event: PrinterEvent | None) -> None:
-        for listener in self._listeners:
-            listener(self.status, event)
+        self._feed.publish_nowait(PrinterChanged(self.status, event))
 
 
 class Fleet:
@@ -298,14 +297,15 @@ class Fleet:
         settings: ControllerConfig,
         session: aiohttp.ClientSession,
         beds: Mapping[str, bool] | None = None,
+        feed: EventFeed | None = None,
     ) -> None:
-        self.listeners: list[Listener] = []
+        self.feed = feed or EventFeed()
         self.coordinators = {
             p.name: PrinterCoordinator(
                 p,
                 settings,
                 session,
-                self.listeners,
+                self.feed,
                 bed_clear=True if beds is None else beds.get(p.name, False),
             )
             for p in printers

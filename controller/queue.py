@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import unicodedata
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from controller.config import Config
@@ -97,8 +97,6 @@ class JobQueue:
         ]
         # Why each queued job waits; the dispatcher fills it after every round.
         self.waiting = WaitingBoard()
-        # The dispatcher subscribes to hear about new jobs and cleared beds at once.
-        self.on_change: list[Callable[[], None]] = []
 
     def check_options(self, options: SubmitOptions) -> None:
         """Reject out-of-range fields before the upload is read."""
@@ -152,7 +150,6 @@ class JobQueue:
             len(jobs),
             caller,
         )
-        self._changed()
         return jobs
 
     async def _record(
@@ -205,7 +202,6 @@ class JobQueue:
         coordinator = self.fleet.get(job.printer) if job.printer else None
         if coordinator is not None:
             await stop_print(coordinator, job)
-        self._changed()
         return job
 
     async def clear(self, printer: str) -> PrinterCoordinator:
@@ -223,12 +219,7 @@ class JobQueue:
             state = "clear already" if coordinator.bed_clear else str(coordinator.status.state)
             raise JobConflict(f"printer {printer!r} is {state}: nothing to clear")
         await self.store.call(self.store.sync.set_bed_clear, printer, True)
-        self._changed()
         return coordinator
-
-    def _changed(self) -> None:
-        for callback in self.on_change:
-            callback()
 
 
 async def stop_print(coordinator: PrinterCoordinator, job: Job) -> None:

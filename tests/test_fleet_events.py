@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from controller.config import ControllerConfig, PrinterConfig
+from controller.core.events import EventFeed, PrinterChanged
 from controller.fleet import EVENT_HOLD_S, PrinterCoordinator, fleet_session, state_of_event
-from controller.printers import PrinterState, PrinterStatus
+from controller.printers import PrinterState
 from devices.octoprint import EventKind, PrinterEvent, PrinterFlags, Snapshot
 from tests.conftest import OctoPrintFactory
 from tests.helpers import PrinterSpec, config_for, eventually
@@ -21,19 +22,28 @@ IDLE_FRAME = Snapshot("Operational", PrinterFlags(operational=True, ready=True, 
 PRINTING_FRAME = Snapshot(
     "Printing", PrinterFlags(operational=True, printing=True, closed=False), file_name="part.gcode"
 )
-Heard = list[tuple[PrinterState, PrinterEvent | None]]
+
+
+class Heard:
+    """What the coordinator published on the event feed, as (state, event) pairs."""
+
+    def __init__(self, feed: EventFeed) -> None:
+        self._sub = feed.subscribe("test", PrinterChanged, maxsize=1000)
+
+    def take(self) -> list[tuple[PrinterState, PrinterEvent | None]]:
+        return [(change.status.state, change.event) for change in self._sub.take()]
+
+    def clear(self) -> None:
+        self._sub.take()
 
 
 @pytest.fixture
 async def coordinator() -> AsyncIterator[tuple[PrinterCoordinator, Heard]]:
     printer = PrinterConfig(name="p1", url="http://127.0.0.1:9", api_key_file=Path("k"))
-    heard: Heard = []
-
-    def listener(status: PrinterStatus, event: PrinterEvent | None) -> None:
-        heard.append((status.state, event))
-
+    feed = EventFeed()
+    heard = Heard(feed)
     async with fleet_session() as session:
-        coord = PrinterCoordinator(printer, ControllerConfig(), session, [listener], bed_clear=True)
+        coord = PrinterCoordinator(printer, ControllerConfig(), session, feed, bed_clear=True)
         coord._apply(IDLE_FRAME)  # a REST answer: the printer is up and idle
         heard.clear()
         yield coord, heard
@@ -57,7 +67,7 @@ async def test_print_started_event_sets_printing_at_once(
     assert now(coord) is PrinterState.PRINTING
     assert (coord.status.file, coord.status.progress) == ("part.gcode", 0.0)
     assert not coord.bed_clear  # a print leaves a part on the bed
-    assert heard == [(PrinterState.PRINTING, started)]  # the dispatcher hears it once, with the event
+    assert heard.take() == [(PrinterState.PRINTING, started)]  # the dispatcher hears it once, with the event
 
     # A `current` frame built before the event still says Operational: it does not undo the event ...
     coord._apply(IDLE_FRAME, pushed=True)
@@ -84,7 +94,7 @@ async def test_idle_by_event_takes_no_job_until_the_host_agrees(
     heard.clear()
     coord._apply(IDLE_FRAME, pushed=True)  # "Operational": now it may take the next job
     assert coord.settled
-    assert heard == [(PrinterState.AWAITING_CLEAR, None)]  # the dispatcher is woken for it
+    assert heard.take() == [(PrinterState.AWAITING_CLEAR, None)]  # the dispatcher is woken for it
 
 
 async def test_a_rest_answer_is_never_held(coordinator: tuple[PrinterCoordinator, Heard]) -> None:
@@ -127,7 +137,7 @@ async def test_ends_pause_error_and_disconnect(coordinator: tuple[PrinterCoordin
     coord.on_event(ev(EventKind.DISCONNECTED))
     assert now(coord) is PrinterState.OFFLINE
     # Every event reached the listener, once each (state changes by frames or a clear come with None).
-    assert len([e for _, e in heard if e is not None]) == 9
+    assert len([e for _, e in heard.take() if e is not None]) == 9
 
 
 def test_state_ids_and_unknown_events() -> None:

@@ -6,14 +6,12 @@ never waits on the SD card and SQLite sees a single writer.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from controller.jobs import Job, JobState, Requirements, check_transition
 
@@ -60,6 +58,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE jobs ADD COLUMN filament_g REAL;
     ALTER TABLE jobs ADD COLUMN estimated_s REAL;
+    """,
+    # 3: where each durable consumer of job events has got to (e.g. the InfluxDB job points)
+    """
+    CREATE TABLE cursors (
+        name TEXT PRIMARY KEY,
+        event_id INTEGER NOT NULL
+    );
     """,
 ]
 
@@ -148,6 +153,7 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
+        self.newest_event_id = self.last_event_id()
 
     def close(self) -> None:
         self._db.close()
@@ -331,6 +337,20 @@ class Store:
     def last_event_id(self) -> int:
         return int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM job_events").fetchone()[0])
 
+    def cursor(self, name: str) -> int | None:
+        """Where the durable consumer `name` has got to in job_events; None if it never stored one."""
+        row = self._db.execute("SELECT event_id FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row["event_id"])
+
+    def set_cursor(self, name: str, event_id: int) -> None:
+        self._run(
+            lambda db: db.execute(
+                "INSERT INTO cursors(name, event_id) VALUES (?,?)"
+                " ON CONFLICT(name) DO UPDATE SET event_id = excluded.event_id",
+                (name, event_id),
+            )
+        )
+
     def count_jobs(self) -> dict[JobState, int]:
         """How many jobs are in each state."""
         rows = self._db.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
@@ -351,31 +371,12 @@ class Store:
         row = self._db.execute("SELECT clear FROM beds WHERE printer = ?", (printer,)).fetchone()
         return None if row is None else bool(row["clear"])
 
-    @staticmethod
     def _event(
-        db: sqlite3.Connection, job_id: int, state: JobState, printer: str | None, detail: str | None
+        self, db: sqlite3.Connection, job_id: int, state: JobState, printer: str | None, detail: str | None
     ) -> None:
-        db.execute(
+        cur = db.execute(
             "INSERT INTO job_events(job_id, at, state, printer, detail) VALUES (?,?,?,?,?)",
             (job_id, _ts(_now()), state, printer, detail),
         )
-
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-class AsyncStore:
-    """The store for async code: every call runs on one dedicated thread, in order."""
-
-    def __init__(self, store: Store) -> None:
-        self.sync = store
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-
-    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
-
-    def close(self) -> None:
-        self._thread.shutdown(wait=True)
-        self.sync.close()
+        # Only a hint for AsyncStore to look for new events (a rolled-back id is never read back).
+        self.newest_event_id = max(self.newest_event_id, int(cur.lastrowid or 0))
