@@ -40,6 +40,7 @@ from controller.store import AsyncStore, Store
 from controller.tasks import run_until_stopped
 from controller.telemetry.farm import FarmTelemetry
 from controller.telemetry.ingest import MqttIngest
+from controller.telemetry.sink import InfluxSink
 from controller.telemetry.spool import Spool
 from controller.telemetry.writer import TelemetryWriter
 from devices.influx import V1Writer, V2Writer, Writer
@@ -245,11 +246,16 @@ def _telemetry(
         )
         sources.writer = writer
         runners.append(("telemetry-writer", writer.run))
-        farm = FarmTelemetry(fleet, store, writer.put, interval=influx.printer_interval)
+        farm = FarmTelemetry(fleet, store, writer, interval=influx.printer_interval)
         runners.append(("farm-telemetry", farm.run))
+        if store.feed is not None and config.sensors:
+            sink = InfluxSink(store.feed, writer)
+            writer.upstream.append(sink.done)
+            sources.sink = sink
+            runners.append(("influx-sink", sink.run))
     if config.mqtt is not None and config.sensors:
-        out = sources.writer.put if sources.writer is not None else _discard
-        ingest = MqttIngest(config.mqtt, config.sensors, out)
+        # Without [influx] the readings are decoded and counted, and no subscriber stores them.
+        ingest = MqttIngest(config.mqtt, config.sensors, store.feed or EventFeed())
         sources.ingest = ingest
         runners.append(("mqtt-ingest", ingest.run))
     return runners
@@ -272,7 +278,3 @@ def _influx_writer(influx: InfluxConfig) -> Writer:
         password=influx.secret,
         timeout=influx.timeout,
     )
-
-
-async def _discard(line: str) -> None:
-    """Sensor ingest without a database: readings are decoded and counted, not stored."""

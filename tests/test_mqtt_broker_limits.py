@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from controller.config import Config, MqttConfig
+from controller.core.events import EventFeed
 from controller.telemetry.ingest import BROKER_DROPPED_TOPIC, MqttIngest
 from tests.farm import TOKENS, Farm, running_farm
 from tests.helpers import config_for, metric_value
@@ -185,10 +186,7 @@ def test_a_count_that_is_no_number_is_ignored(tmp_path: Path) -> None:
     config = config_for(tmp_path, [], sections=f"[mqtt]\n{SENSOR}")
     assert isinstance(config.mqtt, MqttConfig)
 
-    async def discard(line: str) -> None:
-        pass
-
-    ingest = MqttIngest(config.mqtt, config.sensors, discard)
+    ingest = MqttIngest(config.mqtt, config.sensors, EventFeed())
     for payload in (b"", b"many", b"12.5", "\u00e9".encode()):
         message = mqtt.MQTTMessage(topic=BROKER_DROPPED_TOPIC.encode())
         message.payload = payload

@@ -14,6 +14,7 @@ import aiomqtt
 import pytest
 
 from controller.config import Config
+from controller.core.events import EventFeed
 from controller.telemetry.ingest import MqttIngest
 from tests.conftest import OctoPrintFactory
 from tests.farm import TOKENS, print_file, running_farm
@@ -362,11 +363,8 @@ async def test_ingest_stops_within_seconds_whenever_the_stop_comes(
     config = config_for(tmp_path, [], sections=sections)
     assert config.mqtt is not None
 
-    async def discard(line: str) -> None:
-        pass
-
     for attempt in range(60):
-        ingest = MqttIngest(config.mqtt, config.sensors, discard)
+        ingest = MqttIngest(config.mqtt, config.sensors, EventFeed())
         stop = asyncio.Event()
         task = asyncio.create_task(ingest.run(stop))
         await asyncio.sleep(0.002 * (attempt % 20))  # before, during and after the 50 subscribes

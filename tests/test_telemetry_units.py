@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.config import MqttConfig, SensorConfig
+from controller.core.events import EventFeed, SensorReadings, Subscription
 from controller.telemetry.ingest import MqttIngest
+from controller.telemetry.sink import LineMaker
 from controller.telemetry.spool import Spool
 from controller.telemetry.writer import TelemetryWriter
 from devices.influx import InfluxRejected, InfluxUnavailable, Point, to_line
@@ -154,7 +156,7 @@ async def test_writer_batches_by_size_and_age_and_ends_a_burst_without_waiting(t
     await task
 
 
-def _ingest() -> tuple[MqttIngest, list[str]]:
+def _ingest() -> tuple[MqttIngest, Subscription[SensorReadings]]:
     sensors = [
         SensorConfig(id="plug", topic="tele/+/SENSOR", profile="tasmota", printer=None),
         SensorConfig(id="sh", topic="shelly/status/switch:0", profile="shelly"),
@@ -165,12 +167,8 @@ def _ingest() -> tuple[MqttIngest, list[str]]:
              "fields": [{"path": "a.0.b", "field": "power_w"}]}
         ),
     ]  # fmt: skip
-    out: list[str] = []
-
-    async def collect(line: str) -> None:
-        out.append(line)
-
-    return MqttIngest(MqttConfig(), sensors, collect), out
+    feed = EventFeed()
+    return MqttIngest(MqttConfig(), sensors, feed), feed.subscribe("test", SensorReadings, maxsize=1000)
 
 
 TOPICS = st.one_of(
@@ -194,13 +192,15 @@ PAYLOADS = st.one_of(
 def test_arbitrary_messages_never_crash_ingest_and_every_bad_one_is_counted(
     messages: list[tuple[str, bytes]],
 ) -> None:
-    ingest, out = _ingest()
+    ingest, published = _ingest()
 
-    async def feed() -> None:
+    async def feed() -> list[str]:
         for topic, payload in messages:
             await ingest.handle(topic, payload)
+        lines = LineMaker()  # what the InfluxDB sink makes of each published event
+        return [line for event in published.take() for line in lines(event)]
 
-    asyncio.run(feed())
+    out = asyncio.run(feed())
     stats = ingest.stats
     assert stats.received == len(messages)
     # Every message is unmatched, or per matching sensor either decoded or rejected.

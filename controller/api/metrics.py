@@ -14,6 +14,7 @@ from controller.jobs import JobState
 from controller.printers import PrinterState
 from controller.store import AsyncStore
 from controller.telemetry.ingest import MqttIngest
+from controller.telemetry.sink import InfluxSink
 from controller.telemetry.writer import TelemetryWriter
 
 router = APIRouter(tags=["metrics"])
@@ -27,6 +28,7 @@ class MetricSources:
     store: AsyncStore
     ingest: MqttIngest | None = None
     writer: TelemetryWriter | None = None
+    sink: InfluxSink | None = None
 
 
 def _label(value: str) -> str:
@@ -75,7 +77,9 @@ async def render(sources: MetricSources) -> str:
                 "Messages the broker dropped since it started, all clients: a client's queue was full",
                 [("", s.broker_dropped)],
             )
-        _metric(out, "sensor_points_total", "counter", "Points made from sensor readings", [("", s.points)])
+        _metric(
+            out, "sensor_points_total", "counter", "Points decoded from sensor messages", [("", s.readings)]
+        )
     if writer is not None:
         w = writer.stats
         _metric(out, "points_written_total", "counter", "Points written to the database", [("", w.written)])
@@ -102,6 +106,20 @@ async def render(sources: MetricSources) -> str:
     counts = await sources.store.call(sources.store.sync.count_jobs)
     jobs = [(f'{{state="{state}"}}', float(counts.get(state, 0))) for state in JobState]
     _metric(out, "jobs", "gauge", "Jobs by state", jobs)
+    if sources.sink is not None:
+        refused = [("", float(sources.sink.stats.refused))]
+        _metric(
+            out, "sensor_readings_refused_total", "counter", "Readings no point could be made of", refused
+        )
+    feed = sources.store.feed
+    if feed is not None:
+        subs = feed.subscriptions
+        dropped = [(f'{{subscriber="{_label(sub.name)}"}}', float(sub.dropped)) for sub in subs]
+        _metric(
+            out, "events_dropped_total", "counter", "Events a subscriber fell too far behind for", dropped
+        )
+        waiting = [(f'{{subscriber="{_label(sub.name)}"}}', float(len(sub))) for sub in subs]
+        _metric(out, "events_waiting", "gauge", "Events queued for each subscriber", waiting)
     return "\n".join(out) + "\n"
 
 

@@ -7,37 +7,71 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
 
+from controller.core.events import JobChanged
 from controller.fleet import Fleet
 from controller.jobs import JobState
 from controller.printers import PrinterState
 from controller.store import AsyncStore
+from controller.tasks import run_until_stopped
+from controller.telemetry.writer import TelemetryWriter
 from devices.influx import Point, to_line
 
 log = logging.getLogger(__name__)
 
 
-class FarmTelemetry:
-    """`run(stop)` in the daemon's TaskGroup; writes through `out` (the telemetry writer's put)."""
+# The stored cursor of the job points in the store's job_events (see FarmTelemetry.jobs).
+JOB_POINTS_CURSOR = "influx-job-points"
 
-    def __init__(
-        self, fleet: Fleet, store: AsyncStore, out: Callable[[str], Awaitable[None]], *, interval: float
-    ) -> None:
+
+class FarmTelemetry:
+    """`run(stop)` in the daemon's TaskGroup: printer and farm points every `interval`, and a job point
+    for every recorded job change, at once (JobChanged on the feed) and never lost.
+
+    Job points are read from the durable job_events table from a stored cursor, which moves only past
+    points the writer has settled (written, or spooled to disk): after a crash the points that were
+    still in memory are sent again (the same point twice is one point to InfluxDB: same series, same
+    time)."""
+
+    def __init__(self, fleet: Fleet, store: AsyncStore, writer: TelemetryWriter, *, interval: float) -> None:
         self.fleet = fleet
         self.store = store
-        self.out = out
+        self.writer = writer
         self.interval = interval
         self._cursor: int | None = None
+        self._stored: int | None = None
+        self._unsettled: deque[tuple[int, int]] = deque()  # (writer sequence, job event id)
+        feed = store.feed
+        self._changes = feed.subscribe("job-points", JobChanged, maxsize=256) if feed is not None else None
 
     async def run(self, stop: asyncio.Event) -> None:
-        # Job changes from before this start were written by the previous run (or are history).
-        self._cursor = await self.store.call(self.store.sync.last_event_id)
-        while not stop.is_set():
-            await self.tick()
+        stored = await self.store.call(self.store.sync.cursor, JOB_POINTS_CURSOR)
+        if stored is None:
+            # No cursor yet (a new farm, or one from before cursors): the history is not replayed.
+            stored = await self.store.call(self.store.sync.last_event_id)
+            await self.store.call(self.store.sync.set_cursor, JOB_POINTS_CURSOR, stored)
+        self._cursor = self._stored = stored
+        await run_until_stopped(stop, self._loop())
+        await self.jobs()  # what changed since the last round
+        await self.save_cursor()
+
+    async def _loop(self) -> None:
+        next_tick = time.monotonic()
+        while True:
+            if time.monotonic() >= next_tick:
+                await self.printers()
+                next_tick = time.monotonic() + self.interval
+            await self.jobs()
+            await self.save_cursor()
+            if self._changes is None:
+                await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+                continue
+            # A JobChanged is only the signal: the points come from the table.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
-        await self.jobs()  # what changed during the last interval
+                async with asyncio.timeout(max(0.0, next_tick - time.monotonic())):
+                    await self._changes.wait()
+            self._changes.take()
 
     async def tick(self) -> None:
         await self.printers()
@@ -58,14 +92,14 @@ class FarmTelemetry:
                 if temp is not None and temp.target is not None:
                     fields[f"{prefix}_target"] = temp.target
             tags = {"printer": coordinator.printer.name, "group": coordinator.printer.group}
-            await self.out(to_line(Point("printer", tags, fields, now)))
+            await self.writer.put(to_line(Point("printer", tags, fields, now)))
             state = status.state
             key = "printing" if state in (PrinterState.PRINTING, PrinterState.PAUSED) else str(state)
             if key in counts:
                 counts[key] += 1
         jobs = await self.store.call(self.store.sync.count_jobs)
         counts["queued"] = float(jobs.get(JobState.QUEUED, 0))
-        await self.out(to_line(Point("farm", {}, counts, now)))
+        await self.writer.put(to_line(Point("farm", {}, counts, now)))
 
     async def jobs(self) -> None:
         """One `job` point per job state change since the last call."""
@@ -85,7 +119,20 @@ class FarmTelemetry:
                     "material": job.requirements.material or "",
                     "outcome": str(event.state),
                 }
-                await self.out(to_line(Point("job", tags, fields, int(event.at.timestamp() * 1e9))))
+                seq = await self.writer.put(
+                    to_line(Point("job", tags, fields, int(event.at.timestamp() * 1e9)))
+                )
+                self._unsettled.append((seq, event_id))
                 self._cursor = event_id
             if len(batch) < 500:
                 return
+
+    async def save_cursor(self) -> None:
+        """Store the cursor past every job point the writer has settled."""
+        settled = self.writer.settled
+        newest = None
+        while self._unsettled and self._unsettled[0][0] <= settled:
+            newest = self._unsettled.popleft()[1]
+        if newest is not None and newest != self._stored:
+            await self.store.call(self.store.sync.set_cursor, JOB_POINTS_CURSOR, newest)
+            self._stored = newest

@@ -19,16 +19,16 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import aiomqtt
 import paho.mqtt.client as mqtt
 
 from controller.config import MqttConfig, SensorConfig
+from controller.core.events import EventFeed, SensorReadings
 from controller.fleet import Backoff
 from controller.tasks import run_until_stopped
-from devices.influx import line_fields, line_head
 from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, TopicIndex, decode
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ QOS0_QUEUE_MAX = 10_000
 # (mosquitto: 20) never waits long on us, even a window smaller than a group.
 ACK_BATCH = 10
 ACK_DELAY_S = 0.001
-HEADS_MAX = 4096
 # mosquitto's count of QoS 1/2 messages it dropped since it started because a client's queue was full
 # (max_queued_messages, max_queued_bytes), all clients together; republished on change every
 # sys_interval (10 s) and retained, so each (re)subscribe brings the current value. Brokers without
@@ -58,7 +57,7 @@ class IngestStats:
     decoded: int = 0
     rejected: int = 0
     unmatched: int = 0
-    points: int = 0
+    readings: int = 0  # decoded points published on the feed
     dropped: int = 0  # QoS 0 messages beyond QOS0_QUEUE_MAX waiting
     broker_dropped: int | None = None  # the broker's count (BROKER_DROPPED_TOPIC); None until known
     connected: bool = False
@@ -110,17 +109,15 @@ class MqttIngest:
         self,
         config: MqttConfig,
         sensors: list[SensorConfig],
-        out: Callable[[str], Awaitable[None]],
+        feed: EventFeed,
     ) -> None:
         self.config = config
         self.specs = [sensor_spec(s) for s in sensors]
         self.filters = sorted({s.topic for s in self.specs})
         self.index = TopicIndex([(s.topic, s) for s in self.specs])
-        self.out = out
+        self.feed = feed
         self.stats = IngestStats()
         self._last_reject_log: dict[str, float] = {}
-        # Line heads by (measurement, tags): readings share their sensor's tags object, so few entries.
-        self._heads: dict[tuple[str, Mapping[str, str]], str] = {}
         self._broker_drops_logged = 0
         self._broker_drops_log_at = -BROKER_DROP_LOG_INTERVAL_S
 
@@ -215,15 +212,10 @@ class MqttIngest:
                 self._rejected(spec.id, topic, exc)
                 continue
             self.stats.decoded += 1
-            for reading in readings:
-                when = int(reading.time.timestamp() * 1e9) if reading.time else received_ns
-                try:  # the reading's tags already carry sensor=<id> and the config's tags
-                    head, fields = self._head(reading.measurement, reading.tags), line_fields(reading.fields)
-                except ValueError as exc:
-                    self._rejected(spec.id, topic, exc)
-                    continue
-                await self.out(f"{head} {fields} {when}")
-                self.stats.points += 1
+            if readings:
+                # Waits while the InfluxDB sink is full: the message is acknowledged only after this.
+                await self.feed.publish(SensorReadings(spec.id, tuple(readings), received_ns))
+                self.stats.readings += len(readings)
 
     def _on_broker_dropped(self, _client: object, _userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
@@ -251,15 +243,6 @@ class MqttIngest:
             )
             self._broker_drops_logged = count
             self._broker_drops_log_at = now
-
-    def _head(self, measurement: str, tags: Mapping[str, str]) -> str:
-        key = (measurement, tags)
-        head = self._heads.get(key)
-        if head is None:
-            if len(self._heads) >= HEADS_MAX:
-                self._heads.clear()
-            head = self._heads[key] = line_head(measurement, tags)
-        return head
 
     def _rejected(self, sensor: str, topic: str, exc: Exception) -> None:
         self.stats.rejected += 1

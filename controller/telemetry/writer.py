@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # 1/QUIET_FRACTION of batch_size. A trickle of small batches still goes out once per flush_interval.
 QUIET_S = 0.1
 QUIET_FRACTION = 5
+UPSTREAM_WAIT_S = 5.0
 
 
 @dataclass
@@ -63,17 +64,37 @@ class TelemetryWriter:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._last_reject_log = 0.0
+        # Lines ever queued, and of those (in the same order) how many are settled: written, spooled to
+        # disk or refused by the database. A consumer that must not lose a point (the job points) moves
+        # its stored cursor only past what is settled.
+        self.queued = 0
+        self.settled = 0
+        # Producers that hand over what they hold when the daemon stops (the sink): the last flush
+        # waits for each (UPSTREAM_WAIT_S at most) and takes their lines beyond the queue's bound.
+        self.upstream: list[asyncio.Event] = []
+        self._final: list[str] = []
 
-    async def put(self, line: str) -> None:
-        """Queue one line-protocol line; waits while the queue is full."""
+    async def put(self, line: str) -> int:
+        """Queue one line-protocol line (waits while the queue is full); returns its sequence number,
+        settled once `self.settled` reaches it."""
         await self._queue.put(line)
+        self.queued += 1
         if self._queue.qsize() >= self._wanted:
             self._enough.set()
+        return self.queued
+
+    def put_final(self, lines: list[str]) -> None:
+        """Lines handed over at a stop, for the last flush (no wait: the queue may be full)."""
+        self._final.extend(lines)
+        self.queued += len(lines)
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
             await run_until_stopped(stop, self._loop())
         finally:
+            for done in self.upstream:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), UPSTREAM_WAIT_S)
             await self._final_flush()
             await self.writer.close()
 
@@ -82,6 +103,7 @@ class TelemetryWriter:
             batch = await self._collect()
             if batch:
                 await self._handle(batch)
+                self.settled += len(batch)
             if self.spool and time.monotonic() >= self._retry_at:
                 await self._drain()
 
@@ -185,10 +207,14 @@ class TelemetryWriter:
         lines: list[str] = []
         while not self._queue.empty():
             lines.append(self._queue.get_nowait())
+        lines += self._final
+        self._final.clear()
         if not lines:
             return
         with contextlib.suppress(InfluxUnavailable, TimeoutError):
             if not self.spool and self._down_since is None:
                 await asyncio.wait_for(self._write(lines), 5)
+                self.settled += len(lines)
                 return
         await self._to_spool(lines)
+        self.settled += len(lines)
