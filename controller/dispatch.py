@@ -26,7 +26,6 @@ from controller.files import FileStore
 from controller.fleet import Fleet, PrinterCoordinator
 from controller.jobs import ACTIVE_STATES, IllegalTransition, Job, JobState, job_id_of
 from controller.printers import PrinterState
-from controller.queue import stop_print
 from controller.scheduler import PrinterSlot, schedule
 from controller.store import AsyncStore, NotFound
 from controller.tasks import run_until_stopped
@@ -191,7 +190,7 @@ class Dispatcher:
         name = coordinator.printer.name
         try:
             _crashpoint("before_upload")
-            result = await coordinator.client.upload(
+            result = await coordinator.driver.upload(
                 self.files.path_of(job.file_sha256), job.remote_name, select=True, start=True
             )
             _crashpoint("after_upload")
@@ -215,7 +214,7 @@ class Dispatcher:
             await self.store.call(self.store.sync.transition, job.id, JobState.PRINTING, printer=name)
         except IllegalTransition:  # cancelled while uploading
             log.info("job=%d was cancelled during its upload: stopping it on printer=%s", job.id, name)
-            await stop_print(coordinator, job)
+            await coordinator.stop_print(job.remote_name)
             return
         _crashpoint("after_start_recorded")
         log.info("job=%d printing on printer=%s", job.id, name)
@@ -350,7 +349,7 @@ class Dispatcher:
         if job.state is JobState.CANCELLED:
             if first_time:
                 log.info("job=%d is cancelled but printing on printer=%s: stopping it", job_id, name)
-            await stop_print(coordinator, job)
+            await coordinator.stop_print(job.remote_name)
         elif job.state is JobState.QUEUED and first_time:
             # Never adopted: a status that lags the PrintFailed event of a requeued job looks the same.
             # The printer is busy either way, so nothing else starts there meanwhile.
@@ -398,7 +397,7 @@ class Dispatcher:
                 log.info("job=%d requeued (%s)", job.id, detail)
 
     async def _remote_file(self, coordinator: PrinterCoordinator, job: Job) -> RemoteFile | None:
-        for remote in await coordinator.client.files():
+        for remote in await coordinator.driver.files():
             if remote.name == job.remote_name:
                 return remote
         return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -18,10 +18,12 @@ import aiohttp
 
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.events import EventFeed, PrinterChanged
-from controller.printers import PrinterState, PrinterStatus, normalize
+from controller.jobs import job_id_of
+from controller.printers import PrinterState, PrinterStatus, farm_state
 from controller.tasks import run_until_stopped
-from devices.errors import DeviceAuthError, DeviceError
-from devices.octoprint import EventKind, OctoPrintClient, PrinterEvent, PushStream, Snapshot
+from devices.errors import DeviceAuthError, DeviceBusy, DeviceError
+from devices.octoprint import OctoPrintClient, OctoPrintDriver
+from devices.printer import EventKind, HostSnapshot, PrinterDriver, PrinterEvent
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +41,6 @@ _EVENT_STATES = {
     EventKind.ERROR: PrinterState.ERROR,
     EventKind.DISCONNECTED: PrinterState.OFFLINE,
 }
-# OctoPrint's PrinterStateChanged state ids; the ones not listed (connecting, detecting, …) change nothing.
-_STATE_IDS = {
-    "OPERATIONAL": PrinterState.IDLE,
-    "STARTING": PrinterState.PRINTING,
-    "PRINTING": PrinterState.PRINTING,
-    "RESUMING": PrinterState.PRINTING,
-    "FINISHING": PrinterState.PRINTING,
-    "CANCELLING": PrinterState.PRINTING,
-    "PAUSING": PrinterState.PAUSED,
-    "PAUSED": PrinterState.PAUSED,
-    "ERROR": PrinterState.ERROR,
-    "CLOSED_WITH_ERROR": PrinterState.ERROR,
-    "OFFLINE_AFTER_ERROR": PrinterState.ERROR,
-    "OFFLINE": PrinterState.OFFLINE,
-    "CLOSED": PrinterState.OFFLINE,
-}
 
 
 def state_of_event(event: PrinterEvent) -> PrinterState | None:
@@ -63,8 +49,20 @@ def state_of_event(event: PrinterEvent) -> PrinterState | None:
         # Cancelled: the printer is idle again; an error leaves it in error (the Error event says why).
         return PrinterState.IDLE if event.reason == "cancelled" else PrinterState.ERROR
     if event.kind is EventKind.STATE_CHANGED:
-        return _STATE_IDS.get((event.state or "").upper())
+        return None if event.state is None else farm_state(event.state)
     return _EVENT_STATES.get(event.kind)
+
+
+# Builds the driver for one printer; the session is the fleet's shared HTTP session.
+DriverFactory = Callable[[PrinterConfig, ControllerConfig, aiohttp.ClientSession], PrinterDriver]
+
+
+def octoprint_driver(
+    printer: PrinterConfig, settings: ControllerConfig, session: aiohttp.ClientSession
+) -> PrinterDriver:
+    """The default driver: the printer's OctoPrint host."""
+    client = OctoPrintClient(printer.url, printer.api_key, timeout=settings.request_timeout, session=session)
+    return OctoPrintDriver(client)
 
 
 class Backoff:
@@ -95,12 +93,11 @@ class PrinterCoordinator:
         feed: EventFeed,
         *,
         bed_clear: bool = True,
+        driver_factory: DriverFactory = octoprint_driver,
     ) -> None:
         self.printer = printer
         self.settings = settings
-        self.client = OctoPrintClient(
-            printer.url, printer.api_key, timeout=settings.request_timeout, session=session
-        )
+        self.driver = driver_factory(printer, settings, session)
         self.status = PrinterStatus(name=printer.name)
         # Whether the bed is known to be empty. The daemon seeds it from the store; a printer whose bed
         # state is unknown counts as used (awaiting clear).
@@ -114,7 +111,10 @@ class PrinterCoordinator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll, follow push, back off while down; returns when `stop` is set."""
-        await run_until_stopped(stop, self._loop())
+        try:
+            await run_until_stopped(stop, self._loop())
+        finally:
+            await self.driver.close()
 
     async def _loop(self) -> None:
         push_failed_at: float | None = None
@@ -140,20 +140,40 @@ class PrinterCoordinator:
 
     async def poll(self) -> None:
         """One REST reconciliation; raises DeviceError when the host cannot be reached."""
-        self._apply(await self.client.snapshot())
+        self._apply(await self.driver.snapshot())
 
     async def _follow_push(self) -> None:
         idle = max(self.settings.reconcile_interval, 10.0)
         next_reconcile = time.monotonic() + self.settings.reconcile_interval
-        async with PushStream(self.client, idle_timeout=idle) as stream:
-            async for item in stream:
-                if isinstance(item, Snapshot):
+        async with self.driver.push(idle_timeout=idle) as items:
+            async for item in items:
+                if isinstance(item, HostSnapshot):
                     self._apply(item, pushed=True)
                 else:
                     self.on_event(item)
                 if time.monotonic() >= next_reconcile:
                     await self.poll()
                     next_reconcile = time.monotonic() + self.settings.reconcile_interval
+
+    async def stop_print(self, remote_name: str) -> None:
+        """Cancel the print of `remote_name` if this printer prints it (or may be about to start it).
+
+        Never cancels a print of another file; an unreachable printer is stopped when it answers.
+        """
+        status = self.status
+        if status.file is not None and status.file != remote_name:
+            return  # busy with something else: never cancel a print that is not this job
+        try:
+            await self.driver.cancel()
+        except DeviceBusy:
+            pass  # not printing (yet): the dispatcher stops it if the upload still starts it
+        except DeviceError as exc:
+            log.warning(
+                "printer=%s job=%s cannot stop the print now: %s",
+                self.printer.name,
+                job_id_of(remote_name),
+                exc,
+            )
 
     def mark_bed_used(self) -> None:
         """A print is about to start or has run: nothing may start here until the bed is cleared."""
@@ -229,8 +249,8 @@ class PrinterCoordinator:
             return False
         return True
 
-    def _apply(self, snapshot: Snapshot, *, pushed: bool = False) -> None:
-        state = normalize(snapshot)
+    def _apply(self, snapshot: HostSnapshot, *, pushed: bool = False) -> None:
+        state = farm_state(snapshot.state)
         was_held = self._event_at is not None
         if pushed and self._down_since is None and self._held(state):
             if snapshot.temperatures:
@@ -298,6 +318,7 @@ class Fleet:
         session: aiohttp.ClientSession,
         beds: Mapping[str, bool] | None = None,
         feed: EventFeed | None = None,
+        driver_factory: DriverFactory = octoprint_driver,
     ) -> None:
         self.feed = feed or EventFeed()
         self.coordinators = {
@@ -307,6 +328,7 @@ class Fleet:
                 session,
                 self.feed,
                 bed_clear=True if beds is None else beds.get(p.name, False),
+                driver_factory=driver_factory,
             )
             for p in printers
         }

@@ -1,4 +1,5 @@
-"""Printer state as the farm sees it: the normalized state and a status value per printer."""
+"""Printer state as the farm sees it: a host's state plus the farm's own `awaiting_clear`, and a status
+value per printer."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from devices.octoprint import Snapshot, Temperature
+from devices.printer import HostState, Temperature
 
 
 class PrinterState(StrEnum):
-    """Normalized printer state (DESIGN.md). `awaiting_clear` is set by the job queue, not the host."""
+    """The farm's printer state (DESIGN.md). `awaiting_clear` is the farm's own, never a host's."""
 
     OFFLINE = "offline"
     IDLE = "idle"
@@ -20,18 +21,18 @@ class PrinterState(StrEnum):
     AWAITING_CLEAR = "awaiting_clear"
 
 
-def normalize(snapshot: Snapshot) -> PrinterState:
-    """Map a host's snapshot to the farm's state. Heat-up, finishing and cancelling count as printing."""
-    flags = snapshot.flags
-    if flags.error:
-        return PrinterState.ERROR
-    if flags.paused or flags.pausing:
-        return PrinterState.PAUSED
-    if flags.printing or flags.cancelling or flags.finishing:
-        return PrinterState.PRINTING
-    if flags.operational:
-        return PrinterState.IDLE
-    return PrinterState.OFFLINE
+_FROM_HOST = {
+    HostState.OFFLINE: PrinterState.OFFLINE,
+    HostState.IDLE: PrinterState.IDLE,
+    HostState.PRINTING: PrinterState.PRINTING,
+    HostState.PAUSED: PrinterState.PAUSED,
+    HostState.ERROR: PrinterState.ERROR,
+}
+
+
+def farm_state(state: HostState) -> PrinterState:
+    """The farm's state for what a printer host reports (before the bed rule adds awaiting_clear)."""
+    return _FROM_HOST[state]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from controller.jobs import ACTIVE_STATES, Job, JobState, Requirements
 from controller.scheduler import PrinterSlot, explain_unprintable
 from controller.store import AsyncStore, JobEvent, NotFound
 from controller.waiting import WaitingBoard
-from devices.errors import DeviceBusy, DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +200,7 @@ class JobQueue:
         log.info("job=%d cancelled by=%s printer=%s", job_id, caller, job.printer)
         coordinator = self.fleet.get(job.printer) if job.printer else None
         if coordinator is not None:
-            await stop_print(coordinator, job)
+            await coordinator.stop_print(job.remote_name)
         return job
 
     async def clear(self, printer: str) -> PrinterCoordinator:
@@ -220,16 +219,3 @@ class JobQueue:
             raise JobConflict(f"printer {printer!r} is {state}: nothing to clear")
         await self.store.call(self.store.sync.set_bed_clear, printer, True)
         return coordinator
-
-
-async def stop_print(coordinator: PrinterCoordinator, job: Job) -> None:
-    """Ask the printer to stop `job` if it prints it; an unreachable printer is stopped when it answers."""
-    status = coordinator.status
-    if status.file is not None and status.file != job.remote_name:
-        return  # the printer is busy with something else: never cancel a print that is not this job
-    try:
-        await coordinator.client.cancel()
-    except DeviceBusy:
-        pass  # not printing (yet): the dispatcher stops it if the upload still starts it
-    except DeviceError as exc:
-        log.warning("printer=%s job=%d cannot stop the print now: %s", coordinator.printer.name, job.id, exc)

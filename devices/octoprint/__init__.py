@@ -1,6 +1,7 @@
-"""OctoPrint driver: REST client and push stream with typed results."""
+"""OctoPrint driver: REST client and push stream with typed results, and the PrinterDriver over them."""
 
 from devices.octoprint.client import OctoPrintClient
+from devices.octoprint.driver import OctoPrintDriver, host_snapshot, host_state
 from devices.octoprint.models import (
     ConnectionInfo,
     EventKind,
@@ -18,6 +19,7 @@ __all__ = [
     "ConnectionInfo",
     "EventKind",
     "OctoPrintClient",
+    "OctoPrintDriver",
     "PrinterEvent",
     "PrinterFlags",
     "PushItem",
@@ -27,4 +29,6 @@ __all__ = [
     "Temperature",
     "UploadResult",
     "VersionInfo",
+    "host_snapshot",
+    "host_state",
 ]

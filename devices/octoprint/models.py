@@ -1,22 +1,31 @@
-"""Typed results of the OctoPrint driver: what the controller sees instead of OctoPrint's JSON."""
+"""Typed results of the OctoPrint client: what the controller sees instead of OctoPrint's JSON.
+
+Events, uploads, remote files and temperatures are the vendor-neutral types of `devices.printer`;
+the snapshot here keeps OctoPrint's own state flags (`OctoPrintDriver` turns them into a HostState).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from devices.printer import EventKind, PrinterEvent, RemoteFile, Temperature, UploadResult
 
-@dataclass(frozen=True, slots=True)
-class Temperature:
-    """One heater: measured and target temperature in °C (target 0 = off)."""
-
-    actual: float | None
-    target: float | None
+__all__ = [
+    "ConnectionInfo",
+    "EventKind",
+    "PrinterEvent",
+    "PrinterFlags",
+    "RemoteFile",
+    "Snapshot",
+    "Temperature",
+    "UploadResult",
+    "VersionInfo",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class PrinterFlags:
-    """What the printer is doing, as OctoPrint's state flags say (vendor-neutral names)."""
+    """What the printer is doing, as OctoPrint's state flags say."""
 
     operational: bool = False
     ready: bool = False
@@ -31,7 +40,7 @@ class PrinterFlags:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A printer host's current state: from a REST poll or a push `current` frame."""
+    """An OctoPrint host's current state: from a REST poll or a push `current` frame."""
 
     state_text: str
     flags: PrinterFlags
@@ -42,34 +51,6 @@ class Snapshot:
     print_time_left_s: float | None = None
     error: str | None = None
     temperatures: dict[str, Temperature] = field(default_factory=dict)
-
-
-class EventKind(StrEnum):
-    """The push events the controller cares about."""
-
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    PRINT_STARTED = "print_started"
-    PRINT_DONE = "print_done"
-    PRINT_FAILED = "print_failed"
-    PRINT_CANCELLED = "print_cancelled"
-    PRINT_PAUSED = "print_paused"
-    PRINT_RESUMED = "print_resumed"
-    STATE_CHANGED = "state_changed"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class PrinterEvent:
-    """One push event. `reason` is `cancelled` or `error` on PRINT_FAILED."""
-
-    kind: EventKind
-    file_name: str | None = None
-    file_path: str | None = None
-    reason: str | None = None
-    error: str | None = None
-    elapsed_s: float | None = None
-    state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,28 +69,3 @@ class ConnectionInfo:
     state: str
     port: str | None
     baudrate: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class UploadResult:
-    """Outcome of an upload. OctoPrint answers 201 even when the print did not start: see `started`."""
-
-    name: str
-    path: str
-    selected: bool
-    started: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteFile:
-    """A file stored on the printer host, with the host's own count of prints that ended with it."""
-
-    name: str
-    path: str
-    size: int | None
-    successes: int = 0
-    failures: int = 0
-
-    @property
-    def ever_printed(self) -> bool:
-        return self.successes + self.failures > 0

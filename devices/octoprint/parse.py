@@ -18,6 +18,7 @@ from devices.octoprint.models import (
     UploadResult,
     VersionInfo,
 )
+from devices.printer import HostState
 
 _EVENTS = {
     "Connected": EventKind.CONNECTED,
@@ -30,6 +31,22 @@ _EVENTS = {
     "PrintResumed": EventKind.PRINT_RESUMED,
     "PrinterStateChanged": EventKind.STATE_CHANGED,
     "Error": EventKind.ERROR,
+}
+# PrinterStateChanged's `state_id`s; the ones not listed (connecting, detecting, …) report no state.
+_STATE_IDS = {
+    "OPERATIONAL": HostState.IDLE,
+    "STARTING": HostState.PRINTING,
+    "PRINTING": HostState.PRINTING,
+    "RESUMING": HostState.PRINTING,
+    "FINISHING": HostState.PRINTING,
+    "CANCELLING": HostState.PRINTING,
+    "PAUSING": HostState.PAUSED,
+    "PAUSED": HostState.PAUSED,
+    "ERROR": HostState.ERROR,
+    "CLOSED_WITH_ERROR": HostState.ERROR,
+    "OFFLINE_AFTER_ERROR": HostState.ERROR,
+    "OFFLINE": HostState.OFFLINE,
+    "CLOSED": HostState.OFFLINE,
 }
 
 
@@ -149,7 +166,7 @@ def event_from_push(event: object) -> PrinterEvent | None:
         reason=_str(payload.get("reason")),
         error=_str(payload.get("error")),
         elapsed_s=_num(payload.get("time")),
-        state=_str(payload.get("state_id")),
+        state=_STATE_IDS.get((_str(payload.get("state_id")) or "").upper()),
     )
 
 
