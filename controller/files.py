@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from controller.core.errors import BadInput, TooLarge
+
 _FLUSH_BYTES = 1 << 20  # hand the disk 1 MiB at a time, off the event loop
 
 
-class FileTooLarge(ValueError):
-    """The upload is larger than the configured limit; nothing was kept."""
+class FileTooLarge(TooLarge):
+    """The upload is larger than the configured limit; nothing was kept (413)."""
 
 
-class EmptyFile(ValueError):
-    """The upload has no content."""
+class EmptyFile(BadInput):
+    """The upload has no content (400)."""
 
 
 @dataclass(frozen=True, slots=True)

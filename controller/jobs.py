@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from controller.core.errors import Conflict
+
 
 class JobState(StrEnum):
     """Job states (DESIGN.md): queued → dispatching → printing ⇄ paused → completed | failed | cancelled."""
@@ -46,7 +48,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(Conflict):
     """A job was asked to move to a state it cannot reach from where it is."""
 
 

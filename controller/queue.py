@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from controller.config import Config
+from controller.core.errors import BadInput, Conflict, Unprocessable, UnsupportedFile
 from controller.files import FileStore, StoredFile
 from controller.fleet import Fleet, PrinterCoordinator
 from controller.gcode import GcodeError, GcodeInfo, read_gcode_info
@@ -28,19 +28,19 @@ MAX_NAME = 255
 _NAME_PUNCTUATION = set(" ._-()+,#@[]")
 
 
-class BadSubmission(ValueError):
-    """The request is malformed (missing file, bad name, bad form field): 400."""
+class BadSubmission(BadInput):
+    """The request is malformed (missing file, bad file name): 400."""
 
 
-class NotGcode(ValueError):
+class NotGcode(UnsupportedFile):
     """The upload is not G-code text: 415."""
 
 
-class Unprintable(ValueError):
-    """No configured printer could ever take the job, or a field is out of range: 422."""
+class Unprintable(Unprocessable):
+    """No configured printer could ever take the job, or copies is out of range: 422."""
 
 
-class JobConflict(RuntimeError):
+class JobConflict(Conflict):
     """The job or printer is not in a state that allows this: 409."""
 
 
@@ -76,13 +76,6 @@ def check_file_name(name: str) -> str:
     return name
 
 
-def _owner(value: str | None, default: str) -> str:
-    owner = (value or "").strip() or default
-    if len(owner) > 64 or any(unicodedata.category(c)[0] == "C" for c in owner):
-        raise Unprintable("owner must be at most 64 printable characters")
-    return owner
-
-
 class JobQueue:
     """Submissions, cancels and bed clears against the store, the file store and the fleet."""
 
@@ -98,16 +91,11 @@ class JobQueue:
         self.waiting = WaitingBoard()
 
     def check_options(self, options: SubmitOptions) -> None:
-        """Reject out-of-range fields before the upload is read."""
+        """Reject what the config rules out before the upload is read; the form's own rules (types,
+        fixed ranges) are checked where it is parsed (controller/api/forms.py)."""
         limit = self.config.jobs.max_copies
         if not 1 <= options.copies <= limit:
             raise Unprintable(f"copies must be between 1 and {limit}, not {options.copies}")
-        if not -1000 <= options.priority <= 1000:
-            raise Unprintable(f"priority must be between -1000 and 1000, not {options.priority}")
-        if options.nozzle is not None and not 0 < options.nozzle <= 5:
-            raise Unprintable(f"nozzle must be a diameter in mm (0 < nozzle <= 5), not {options.nozzle}")
-        if options.material is not None and not (0 < len(options.material.strip()) <= 32):
-            raise Unprintable("material must be a short name such as PLA or PETG")
         # Constraints that no printer can ever meet fail now, before a large upload is read.
         self._check_printable(Requirements(printer=options.printer, group=options.group))
 
@@ -166,7 +154,7 @@ class JobQueue:
             sync.add_jobs,
             file_sha256=stored.sha256,
             file_name=file_name,
-            owner=_owner(options.owner, caller),
+            owner=options.owner or caller,
             priority=options.priority,
             requirements=req,
             copies=options.copies,

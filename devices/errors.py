@@ -1,4 +1,6 @@
-"""The small error hierarchy every driver raises; the controller maps it to HTTP codes in one place."""
+"""The small error hierarchy every driver raises (printer hosts, the database writers): one root,
+DeviceError, and a kind for each way a device can fail. The controller maps the kinds to HTTP codes in
+one place (controller/api/errors.py); devices/ never imports the controller."""
 
 
 class DeviceError(Exception):

@@ -2,52 +2,30 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from controller.config import Role, TokenConfig
+from controller.api.services import TokensDep
+from controller.api.tokens import Caller, TokenRegistry
+from controller.config import Role
+
+__all__ = ["Caller", "TokenRegistry", "require"]
 
 _bearer = HTTPBearer(auto_error=False, description="A token from [[api.tokens]] in farmctl.toml")
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling: the token's name (never its secret) and role."""
-
-    name: str
-    role: Role
-
-
-class TokenRegistry:
-    """Looks tokens up in constant time per token; never logs or returns a secret."""
-
-    def __init__(self, tokens: list[TokenConfig]) -> None:
-        self._tokens = [(t.token.encode(), Caller(t.name, t.role)) for t in tokens]
-
-    def caller(self, presented: str) -> Caller | None:
-        found = None
-        raw = presented.encode()
-        for secret, caller in self._tokens:
-            if hmac.compare_digest(secret, raw):
-                found = caller
-        return found
 
 
 def require(role: Role) -> Callable[..., Caller]:
     """A dependency admitting callers whose role is at least `role`."""
 
     def check(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+        tokens: TokensDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Caller:
-        registry: TokenRegistry = request.app.state.tokens
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-        caller = registry.caller(credentials.credentials)
+        caller = tokens.caller(credentials.credentials)
         if caller is None:
             raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
         if caller.role.rank < role.rank:

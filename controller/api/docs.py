@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from controller.api.auth import TokenRegistry
+from controller.api.tokens import TokenRegistry
 
 log = logging.getLogger(__name__)
 

@@ -1,20 +1,98 @@
-"""The one error body every failing request gets, and its entries in the OpenAPI document."""
+"""The one place that turns errors into HTTP answers, the one error body they all carry, and its entries
+in the OpenAPI document.
+
+Our own errors (controller.core.errors.FarmError) carry their status on the class; a driver's errors
+(devices.errors.DeviceError) get theirs from DEVICE_STATUS below, since devices/ knows nothing of HTTP.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from controller.config import Role
+from controller.core.errors import FarmError
+from devices.errors import DeviceAuthError, DeviceBadRequest, DeviceBusy, DeviceError, DeviceUnavailable
 
 Responses = dict[int | str, dict[str, Any]]
+
+# A driver's error as the API answers it, first match wins. Auth comes before unavailable: the
+# database writers' auth error is both (it is retried like an outage).
+DEVICE_STATUS: list[tuple[type[DeviceError], int]] = [
+    (DeviceBusy, 409),
+    (DeviceBadRequest, 422),
+    (DeviceAuthError, 502),  # the device refused *our* credentials: a server-side problem
+    (DeviceUnavailable, 503),
+]
+DEVICE_OTHER = 502
 
 
 class ErrorOut(BaseModel):
     """What every 4xx and 5xx answer carries."""
 
     error: str = Field(description="What went wrong, in plain words", examples=["no job 9999"])
+
+
+def error_body(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """`{"error": message}` with `status`."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def device_status(exc: DeviceError) -> int:
+    """The status the API answers a driver's error with."""
+    return next((code for kind, code in DEVICE_STATUS if isinstance(exc, kind)), DEVICE_OTHER)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error `app` raises with ErrorOut and its status."""
+
+    @app.exception_handler(FarmError)
+    async def farm_error(request: Request, exc: FarmError) -> JSONResponse:
+        return error_body(exc.status, str(exc))
+
+    @app.exception_handler(DeviceError)
+    async def device_error(request: Request, exc: DeviceError) -> JSONResponse:
+        return error_body(device_status(exc), str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route on the path only (GET or POST
+            # on /api/v1/jobs); a client should learn every method the path takes. FastAPI keeps its
+            # routes in private nested types, so the public OpenAPI document is the map.
+            headers = {**(headers or {}), "Allow": _allowed(app, request, (headers or {}).get("Allow", ""))}
+        return error_body(exc.status_code, str(exc.detail), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_body(422, f"{where}: {first.get('msg')}" if where else str(first.get("msg")))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette still re-raises it after this answer, so uvicorn logs the traceback: a bug stays
+        # visible in the log while the client gets the same JSON shape as for every other error.
+        return error_body(500, "internal error; the daemon's log has the details")
+
+
+def _allowed(app: FastAPI, request: Request, fallback: str) -> str:
+    """Every method the request's path takes, as the OpenAPI document lists them."""
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        regex, _, _ = compile_path(template)
+        if regex.match(request.url.path):
+            methods.update(m.upper() for m in operations)
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return ", ".join(sorted(methods)) or fallback
 
 
 def error_responses(

@@ -5,21 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from controller.api.auth import Caller, require
 from controller.api.errors import error_responses
+from controller.api.forms import SubmitForm, submit_body
 from controller.api.multipart import FormError, StreamingForm
+from controller.api.services import QueueDep, ServicesDep
 from controller.api.upload import UploadAborted, UploadBody
 from controller.config import Role
-from controller.files import EmptyFile, FileTooLarge
+from controller.files import FileTooLarge
 from controller.jobs import Job, JobState
 from controller.printers import PrinterState
-from controller.queue import BadSubmission, JobQueue, SubmitOptions, Unprintable, check_file_name
+from controller.queue import JobQueue, check_file_name
 from controller.store import MAX_ID
 
 log = logging.getLogger(__name__)
@@ -42,38 +43,6 @@ _SUBMIT_ERRORS = error_responses(
     },
 )
 _BAD_ID = "The id is not a whole number from 1 to 2^63-1"
-
-
-def _part(kind: str, description: str, **more: Any) -> dict[str, Any]:
-    return {"type": kind, "description": description, **more}
-
-
-# The route reads the multipart stream itself (a 500 MB file never sits in memory), so FastAPI cannot
-# derive the body; this is what generated clients and Swagger UI's "Try it out" send. The property
-# order is the order the parts must arrive in: every field before the file.
-_SUBMIT_FORM: dict[str, Any] = {
-    "type": "object",
-    "required": ["file"],
-    "additionalProperties": False,  # an unknown field is refused (400)
-    "properties": {
-        "copies": _part("integer", "How many jobs (at most jobs.max_copies)", minimum=1, default=1),
-        "priority": _part("integer", "Higher runs first", minimum=-1000, maximum=1000, default=0),
-        "material": _part("string", "Required material; default: the slicer's", examples=["PETG"]),
-        "nozzle": _part("number", "Required nozzle diameter, mm; default: the slicer's", examples=[0.4]),
-        "printer": _part("string", "Only this printer may take it", examples=["mk4-1"]),
-        "group": _part("string", "Only printers of this group may take it"),
-        "owner": _part("string", "Member the print is for; default: the token's name"),
-        "file": _part(
-            "string",
-            "The G-code, with a plain ASCII file name; the last part",
-            format="binary",
-            contentMediaType="application/octet-stream",
-        ),
-    },
-}
-_SUBMIT_BODY = {
-    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _SUBMIT_FORM}}}
-}
 
 
 class JobOut(BaseModel):
@@ -129,14 +98,6 @@ class JobEventsOut(BaseModel):
     events: list[JobEventOut]
 
 
-def _queue(request: Request) -> JobQueue:
-    queue: JobQueue = request.app.state.queue
-    return queue
-
-
-QueueDep = Annotated[JobQueue, Depends(_queue)]
-
-
 def job_out(job: Job, queue: JobQueue) -> JobOut:
     progress = job.progress
     coordinator = queue.fleet.get(job.printer) if job.printer and job.state.active else None
@@ -171,49 +132,20 @@ def job_out(job: Job, queue: JobQueue) -> JobOut:
     )
 
 
-def _int(fields: dict[str, str], key: str, default: int) -> int:
-    text = fields.get(key, "").strip()
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise Unprintable(f"{key} must be a whole number, not {text[:40]!r}") from None
-
-
-def _options(fields: dict[str, str]) -> SubmitOptions:
-    unknown = set(fields) - {"copies", "priority", "material", "nozzle", "printer", "group", "owner"}
-    if unknown:
-        raise BadSubmission(f"unknown form field {sorted(unknown)[0]!r}")
-    nozzle_text = fields.get("nozzle", "").strip()
-    try:
-        nozzle = float(nozzle_text) if nozzle_text else None
-    except ValueError:
-        raise Unprintable(f"nozzle must be a number in mm, not {nozzle_text[:40]!r}") from None
-    return SubmitOptions(
-        copies=_int(fields, "copies", 1),
-        priority=_int(fields, "priority", 0),
-        material=fields.get("material", "").strip() or None,
-        nozzle=nozzle,
-        printer=fields.get("printer", "").strip() or None,
-        group=fields.get("group", "").strip() or None,
-        owner=fields.get("owner", "").strip() or None,
-    )
-
-
 @router.post(
-    "", status_code=201, response_model=JobsOut, responses=_SUBMIT_ERRORS, openapi_extra=_SUBMIT_BODY
+    "", status_code=201, response_model=JobsOut, responses=_SUBMIT_ERRORS, openapi_extra=submit_body()
 )
-async def submit_jobs(request: Request, queue: QueueDep, caller: Operator) -> JobsOut | JSONResponse:
+async def submit_jobs(request: Request, farm: ServicesDep, caller: Operator) -> JobsOut:
     """Queue a G-code file: multipart `file` plus optional fields `copies` (default 1), `priority`
     (default 0), `material`, `nozzle` (default: from the G-code), `printer`, `group`, `owner`
     (default: the token's name). Put the fields before the file so bad ones fail before the upload.
     201 with one job per copy. Role: operator."""
+    queue = farm.queue
     length = request.headers.get("content-length", "")
     limit = queue.config.jobs.upload_limit
     if length.isdigit() and int(length) > limit + _FORM_OVERHEAD:
         raise FileTooLarge(f"file is larger than the limit of {limit / 2**20:g} MiB (jobs.upload_limit_mb)")
-    body = UploadBody(request, request.app.state.stopping)
+    body = UploadBody(request, farm.stopping)
     form = StreamingForm(request.headers.get("content-type", ""), body.chunks(), on_file=check_file_name)
     try:
         with body.stop_watch():
@@ -228,7 +160,7 @@ async def submit_jobs(request: Request, queue: QueueDep, caller: Operator) -> Jo
             exc.reason,
             body.received / 2**20,
         )
-        return JSONResponse({"error": f"upload aborted: {exc.reason}"}, status_code=exc.status)
+        raise
 
 
 async def _submit(form: StreamingForm, queue: JobQueue, caller: Caller) -> JobsOut:
@@ -238,7 +170,7 @@ async def _submit(form: StreamingForm, queue: JobQueue, caller: Caller) -> JobsO
     first = await anext(chunks, b"")
     if form.file_name is None:
         raise FormError("the form has no `file` part")
-    options = _options(form.fields)
+    options = SubmitForm.parse(form.fields).options()
 
     async def file_bytes() -> AsyncIterator[bytes]:
         if first:
@@ -246,10 +178,7 @@ async def _submit(form: StreamingForm, queue: JobQueue, caller: Caller) -> JobsO
         async for chunk in chunks:
             yield chunk
 
-    try:
-        jobs = await queue.submit(form.file_name, file_bytes(), options, caller=caller.name)
-    except EmptyFile:
-        raise BadSubmission("the file is empty") from None
+    jobs = await queue.submit(form.file_name, file_bytes(), options, caller=caller.name)
     return JobsOut(jobs=[job_out(j, queue) for j in jobs])
 
 

@@ -13,12 +13,14 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import ParseError
 from python_multipart.multipart import parse_options_header
 
+from controller.core.errors import BadInput
+
 MAX_FIELD_BYTES = 1024
 MAX_FIELDS = 32
 
 
-class FormError(ValueError):
-    """The body is not acceptable multipart/form-data; the message says why."""
+class FormError(BadInput):
+    """The body is not acceptable multipart/form-data, or has a field the form does not know (400)."""
 
 
 def boundary_of(content_type: str) -> bytes:

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from controller.api.auth import require
 from controller.api.errors import error_responses
+from controller.api.services import FleetDep, QueueDep
 from controller.config import Role
 from controller.config.errors import NAME
+from controller.core.errors import NotFound
 from controller.fleet import Fleet, PrinterCoordinator
 from controller.jobs import job_id_of
 from controller.printers import PrinterState
-from controller.queue import JobQueue
 
 router = APIRouter(prefix="/api/v1/printers", tags=["printers"])
 viewer = Depends(require(Role.VIEWER))
@@ -71,18 +72,10 @@ def printer_out(coordinator: PrinterCoordinator) -> PrinterOut:
     )
 
 
-def _fleet(request: Request) -> Fleet:
-    fleet: Fleet = request.app.state.fleet
-    return fleet
-
-
-FleetDep = Annotated[Fleet, Depends(_fleet)]
-
-
 def _coordinator(fleet: Fleet, name: str) -> PrinterCoordinator:
     coordinator = fleet.get(name)
     if coordinator is None:
-        raise HTTPException(404, f"no printer named {name!r}")
+        raise NotFound(f"no printer named {name!r}")
     return coordinator
 
 
@@ -113,8 +106,7 @@ def get_printer(name: PrinterName, fleet: FleetDep) -> PrinterOut:
         Role.OPERATOR, {404: "No printer of that name", 409: "Not awaiting clear", 422: _BAD_NAME}
     ),
 )
-async def clear_printer(name: PrinterName, request: Request) -> PrinterOut:
+async def clear_printer(name: PrinterName, queue: QueueDep) -> PrinterOut:
     """Confirm the bed is clear so the next job may start; 409 while printing or when already clear.
     Role: operator."""
-    queue: JobQueue = request.app.state.queue
     return printer_out(await queue.clear(name))  # NotFound → 404

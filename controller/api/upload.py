@@ -10,14 +10,23 @@ from collections.abc import AsyncIterator, Iterator
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
+from controller.core.errors import BadInput, FarmError, Unavailable
 
-class UploadAborted(Exception):
-    """The body stopped arriving; nothing of it was kept. `status` is what the client is told."""
 
-    def __init__(self, reason: str, status: int) -> None:
-        super().__init__(reason)
+class UploadAborted(FarmError):
+    """The body stopped arriving; nothing of it was kept."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"upload aborted: {reason}")
         self.reason = reason
-        self.status = status
+
+
+class ClientLeft(UploadAborted, BadInput):
+    """The client disconnected mid-upload (400, though nobody is left to read it)."""
+
+
+class DaemonStopping(UploadAborted, Unavailable):
+    """The daemon stops while the body is still arriving (503)."""
 
 
 class UploadBody:
@@ -34,14 +43,14 @@ class UploadBody:
         async with contextlib.aclosing(self._request.stream()) as stream:
             while True:
                 if self._stopping is not None and self._stopping.is_set():
-                    raise UploadAborted("the daemon is stopping", 503)
+                    raise DaemonStopping("the daemon is stopping")
                 self._waiting = True
                 try:
                     chunk = await anext(stream)
                 except StopAsyncIteration:
                     return
                 except ClientDisconnect:
-                    raise UploadAborted("client disconnected", 400) from None
+                    raise ClientLeft("client disconnected") from None
                 except asyncio.CancelledError:
                     # The daemon stops (our watch below, uvicorn's shutdown deadline or the end of the
                     # event loop) while the client is still sending: nothing is stored yet, so the
@@ -49,7 +58,7 @@ class UploadBody:
                     task = asyncio.current_task()
                     if task is not None:
                         task.uncancel()
-                    raise UploadAborted("the daemon is stopping", 503) from None
+                    raise DaemonStopping("the daemon is stopping") from None
                 finally:
                     self._waiting = False
                 self.received += len(chunk)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller.core.errors import NotFound as NotFound  # controller.store's NotFound
 from controller.jobs import Job, JobState, Requirements, check_transition
 
 MIGRATIONS: list[str] = [
@@ -72,10 +73,6 @@ MIGRATIONS: list[str] = [
 # Row ids are SQLite's signed 64-bit integers counted from 1; sqlite3 raises OverflowError for a Python
 # int past the top, so an id outside this range is answered as unknown before it reaches SQLite.
 MAX_ID = 2**63 - 1
-
-
-class NotFound(LookupError):
-    """No such job or file."""
 
 
 def _storable(job_id: int) -> bool:

@@ -14,18 +14,20 @@ from typing import Protocol, cast
 
 import aiohttp
 
+from devices.errors import DeviceAuthError, DeviceBadRequest, DeviceUnavailable
 from devices.urls import redact_url, redact_urls_in
 
 
-class InfluxUnavailable(Exception):
+class InfluxUnavailable(DeviceUnavailable):
     """Not written, try again later."""
 
 
-class InfluxAuthError(InfluxUnavailable):
-    """The database refused our credentials (401/403)."""
+class InfluxAuthError(InfluxUnavailable, DeviceAuthError):
+    """The database refused our credentials (401/403). Also an InfluxUnavailable: the writer spools and
+    retries as for an outage (the credentials may be fixed while it runs), only louder."""
 
 
-class InfluxRejected(Exception):
+class InfluxRejected(DeviceBadRequest):
     """The database refused the batch's content (400, 413, 422)."""
 
     def __init__(self, message: str, status: int) -> None:
