@@ -84,7 +84,7 @@ async def wait_dropped(farm: Farm, count: int) -> str:
     async with asyncio.timeout(30):
         while True:
             metrics = (await farm.api.get("/metrics")).text
-            if f"\n{DROPPED} {count}\n" in metrics:
+            if f"\n{DROPPED} {float(count)}\n" in metrics:  # prometheus_client writes floats
                 return metrics
             await asyncio.sleep(0.5)
 
