@@ -29,6 +29,7 @@ from controller.config import MqttConfig, SensorConfig
 from controller.core.events import EventFeed, SensorReadings
 from controller.fleet import Backoff
 from controller.tasks import run_until_stopped
+from devices.mqtt import Acks, enable_manual_acks, on_topic
 from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, TopicIndex, decode
 
 log = logging.getLogger(__name__)
@@ -149,11 +150,12 @@ class MqttIngest:
                     keepalive=self.config.keepalive,
                     queue_type=_incoming_queue(self.stats, incoming),
                 )
-                # aiomqtt has no option for it: ack once a message's points are queued (see above).
-                client._client.manual_ack_set(True)
+                # aiomqtt has no option for it (devices/mqtt.py): ack once a message's points are
+                # queued (see above).
+                enable_manual_acks(client)
                 # paho hands this topic to its own callback, never to the sensors' queue: the hot
                 # path stays as it is (paho matches every topic against its callbacks anyway).
-                client._client.message_callback_add(BROKER_DROPPED_TOPIC, self._on_broker_dropped)
+                on_topic(client, BROKER_DROPPED_TOPIC, self._on_broker_dropped)
                 async with client:
                     for topic_filter in self.filters:
                         await client.subscribe(topic_filter, qos=1)
@@ -170,7 +172,7 @@ class MqttIngest:
                         )
                     down_since = None
                     backoff.reset()
-                    acks = _Acks(client._client)
+                    acks = Acks(client, batch=ACK_BATCH, delay_s=ACK_DELAY_S)
                     try:
                         await self._consume(client, incoming[0], acks)
                     finally:
@@ -183,7 +185,7 @@ class MqttIngest:
                 await asyncio.sleep(backoff.next())
 
     async def _consume(
-        self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message], acks: _Acks
+        self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message], acks: Acks
     ) -> None:
         """Handle messages until the connection drops (MqttError)."""
         while True:
@@ -252,32 +254,6 @@ class MqttIngest:
         if now - self._last_reject_log.get(sensor, -REJECT_LOG_INTERVAL_S) >= REJECT_LOG_INTERVAL_S:
             self._last_reject_log[sensor] = now
             log.warning("sensor=%s topic=%s message refused (%d so far): %s", sensor, topic[:120], count, exc)
-
-
-class _Acks:
-    """Acks of handled QoS 1/2 messages, sent in groups (see ACK_BATCH)."""
-
-    def __init__(self, paho: mqtt.Client) -> None:
-        self._paho = paho
-        self._pending: list[tuple[int, int]] = []
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, mid: int, qos: int) -> None:
-        if qos == 0:
-            return
-        self._pending.append((mid, qos))
-        if len(self._pending) >= ACK_BATCH:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(ACK_DELAY_S, self.flush)
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for mid, qos in self._pending:
-            self._paho.ack(mid, qos)
-        self._pending.clear()
 
 
 def _waiting(first: aiomqtt.Message, queue: asyncio.Queue[aiomqtt.Message]) -> Iterator[aiomqtt.Message]:
