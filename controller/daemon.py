@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from controller.api.app import create_app
 from controller.api.metrics import MetricSources
+from controller.beds import Beds
 from controller.config import (
     EX_CONFIG,
     EX_UNAVAILABLE,
@@ -194,7 +195,7 @@ async def _serve(
     on_ready: Callable[[], object] | None,
 ) -> None:
     # A bed whose state was never recorded counts as used: an operator confirms it once.
-    beds = {p.name: store.sync.bed_clear(p.name) is True for p in config.printers}
+    beds = await Beds.load(store, [p.name for p in config.printers])
     fleet = Fleet(config.printers, config.controller, session, beds=beds, feed=store.feed)
     files = FileStore(config.controller.state_dir / "files")
     queue = JobQueue(config, store, files, fleet)
@@ -224,6 +225,7 @@ async def _serve(
         await stop.wait()
         notifier.notify("STOPPING=1")
         log.info("stopping")
+    await beds.written()  # a bed marked used as the last print ended is kept
 
 
 Runner = Callable[[asyncio.Event], Coroutine[Any, Any, None]]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from controller.beds import Beds
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.events import EventFeed, PrinterChanged
 from controller.jobs import job_id_of
@@ -93,15 +94,15 @@ class PrinterCoordinator:
         feed: EventFeed,
         *,
         bed_clear: bool = True,
+        beds: Beds | None = None,
         driver_factory: DriverFactory = octoprint_driver,
     ) -> None:
         self.printer = printer
         self.settings = settings
         self.driver = driver_factory(printer, settings, session)
         self.status = PrinterStatus(name=printer.name)
-        # Whether the bed is known to be empty. The daemon seeds it from the store; a printer whose bed
-        # state is unknown counts as used (awaiting clear).
-        self.bed_clear = bed_clear
+        # The fleet's beds (the daemon's are seeded from the store); alone, a bed of its own.
+        self.beds = beds if beds is not None else Beds({printer.name: bed_clear})
         self._feed = feed
         self._backoff = Backoff(settings.poll_interval, settings.offline_backoff_max)
         self._down_since: float | None = None
@@ -175,9 +176,20 @@ class PrinterCoordinator:
                 exc,
             )
 
-    def mark_bed_used(self) -> None:
-        """A print is about to start or has run: nothing may start here until the bed is cleared."""
-        self.bed_clear = False
+    @property
+    def bed_clear(self) -> bool:
+        """Whether the bed is known to be empty."""
+        return self.beds.is_clear(self.printer.name)
+
+    def mark_bed_used(self, *, recorded: bool = False) -> None:
+        """A print is about to start or has run: nothing may start here until the bed is cleared.
+
+        `recorded`: the store already holds it (written with the job's dispatch).
+        """
+        if recorded:
+            self.beds.dispatched(self.printer.name)
+        else:
+            self.beds.mark_used(self.printer.name)
         if self.status.state is PrinterState.IDLE:
             self._set(replace(self.status, state=PrinterState.AWAITING_CLEAR))
 
@@ -186,7 +198,7 @@ class PrinterCoordinator:
         if self.bed_clear or self.status.state in (PrinterState.PRINTING, PrinterState.PAUSED):
             return False
         log.info("printer=%s bed cleared", self.printer.name)
-        self.bed_clear = True
+        self.beds.clear(self.printer.name)
         if self.status.state is PrinterState.AWAITING_CLEAR:
             self._set(replace(self.status, state=PrinterState.IDLE))
         return True
@@ -226,7 +238,7 @@ class PrinterCoordinator:
     def _bed_rule(self, state: PrinterState) -> PrinterState:
         """The state as the farm shows it, marking the bed used when a print runs."""
         if state in (PrinterState.PRINTING, PrinterState.PAUSED):
-            self.bed_clear = False  # any print leaves a part (or a mess) behind, ours or not
+            self.beds.mark_used(self.printer.name)  # any print leaves a part (or a mess) behind, ours or not
         elif state is PrinterState.IDLE and not self.bed_clear:
             return PrinterState.AWAITING_CLEAR  # only an operator clears a bed
         return state
@@ -316,18 +328,21 @@ class Fleet:
         printers: list[PrinterConfig],
         settings: ControllerConfig,
         session: aiohttp.ClientSession,
-        beds: Mapping[str, bool] | None = None,
+        beds: Beds | Mapping[str, bool] | None = None,
         feed: EventFeed | None = None,
         driver_factory: DriverFactory = octoprint_driver,
     ) -> None:
         self.feed = feed or EventFeed()
+        if not isinstance(beds, Beds):  # a plain map (or every bed clear) kept in memory only
+            beds = Beds({p.name: True if beds is None else beds.get(p.name, False) for p in printers})
+        self.beds = beds
         self.coordinators = {
             p.name: PrinterCoordinator(
                 p,
                 settings,
                 session,
                 self.feed,
-                bed_clear=True if beds is None else beds.get(p.name, False),
+                beds=beds,
                 driver_factory=driver_factory,
             )
             for p in printers

@@ -205,5 +205,5 @@ class JobQueue:
         if not coordinator.clear():
             state = "clear already" if coordinator.bed_clear else str(coordinator.status.state)
             raise JobConflict(f"printer {printer!r} is {state}: nothing to clear")
-        await self.store.call(self.store.sync.set_bed_clear, printer, True)
+        await self.fleet.beds.written()  # durable before the operator is told
         return coordinator

@@ -14,29 +14,26 @@ from typing import Any
 import httpx
 
 from controller.config import load_config
-from controller.dispatch import CRASHPOINT_ENV
 from controller.store import Store
 from tests.conftest import OctoPrintFactory
 from tests.farm import TOKENS, print_file
 from tests.helpers import PrinterSpec, write_config
 from tests.test_dispatch import remote_prints
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 class Daemon:
-    """`farmctl run` as a child process with its log in a file."""
+    """`farmctl run` as a child process with its log in a file; with `crashpoint`, it SIGKILLs itself
+    there (tests/crashing_daemon.py)."""
 
     def __init__(self, config: Path, log: Path, crashpoint: str | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if k != CRASHPOINT_ENV}
+        command = [sys.executable, "-m", "tests.crashing_daemon", "run", "--config", str(config)]
         if crashpoint:
-            env[CRASHPOINT_ENV] = crashpoint
+            command += ["--crash-at", crashpoint]
         self.log = log
         with log.open("a") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "controller", "run", "--config", str(config)],
-                stderr=out,
-                stdout=out,
-                env=env,
-            )
+            self.proc = subprocess.Popen(command, stderr=out, stdout=out, cwd=REPO)
 
     def wait_exit(self, timeout: float) -> int:
         return self.proc.wait(timeout)

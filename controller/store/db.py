@@ -136,6 +136,14 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
+def _write_bed(db: sqlite3.Connection, printer: str, *, clear: bool) -> None:
+    db.execute(
+        "INSERT INTO beds(printer, clear, updated_at) VALUES (?,?,?)"
+        " ON CONFLICT(printer) DO UPDATE SET clear = excluded.clear, updated_at = excluded.updated_at",
+        (printer, int(clear), _ts(_now())),
+    )
+
+
 class Store:
     """Jobs, their events, file records and bed state in one SQLite file."""
 
@@ -264,33 +272,48 @@ class Store:
     ) -> Job:
         """Move a job to `new` (IllegalTransition if not allowed) and record the event atomically."""
         _job_id(job_id)
+        self._run(lambda db: self._transition(db, job_id, new, printer, detail))
+        return self.get_job(job_id)
+
+    def start_dispatch(self, job_id: int, printer: str) -> Job:
+        """Record the job `dispatching` on `printer` and its bed as used, in one transaction.
+
+        A crash can leave both or neither: never a dispatching job on a bed still counted clear.
+        """
+        _job_id(job_id)
 
         def apply(db: sqlite3.Connection) -> None:
-            row = db.execute("SELECT state, printer FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no job {job_id}")
-            old = JobState(row["state"])
-            check_transition(old, new)
-            now = _ts(_now())
-            # Back in the queue the job forgets its printer; otherwise it keeps or gets one.
-            on: str | None = None if new is JobState.QUEUED else (printer or row["printer"])
-            sets: dict[str, object] = {"state": new, "printer": on}
-            if new is JobState.PRINTING and old is JobState.DISPATCHING:
-                sets["started_at"] = now
-            if new.finished:
-                sets.update(finished_at=now, error=detail if new is JobState.FAILED else None)
-            if new is JobState.COMPLETED:
-                sets["progress"] = 100.0
-            if new is JobState.QUEUED:  # keep why it came back
-                sets.update(started_at=None, finished_at=None, progress=None, error=detail)
-            assignments = ", ".join(f"{k} = ?" for k in sets)
-            if new is JobState.DISPATCHING:
-                assignments += ", attempts = attempts + 1"
-            db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*sets.values(), job_id))  # noqa: S608 - column names are ours
-            self._event(db, job_id, new, on, detail)
+            self._transition(db, job_id, JobState.DISPATCHING, printer, None)
+            _write_bed(db, printer, clear=False)
 
         self._run(apply)
         return self.get_job(job_id)
+
+    def _transition(
+        self, db: sqlite3.Connection, job_id: int, new: JobState, printer: str | None, detail: str | None
+    ) -> None:
+        row = db.execute("SELECT state, printer FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        old = JobState(row["state"])
+        check_transition(old, new)
+        now = _ts(_now())
+        # Back in the queue the job forgets its printer; otherwise it keeps or gets one.
+        on: str | None = None if new is JobState.QUEUED else (printer or row["printer"])
+        sets: dict[str, object] = {"state": new, "printer": on}
+        if new is JobState.PRINTING and old is JobState.DISPATCHING:
+            sets["started_at"] = now
+        if new.finished:
+            sets.update(finished_at=now, error=detail if new is JobState.FAILED else None)
+        if new is JobState.COMPLETED:
+            sets["progress"] = 100.0
+        if new is JobState.QUEUED:  # keep why it came back
+            sets.update(started_at=None, finished_at=None, progress=None, error=detail)
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        if new is JobState.DISPATCHING:
+            assignments += ", attempts = attempts + 1"
+        db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*sets.values(), job_id))  # noqa: S608 - column names are ours
+        self._event(db, job_id, new, on, detail)
 
     def set_progress(self, job_id: int, progress: float) -> None:
         if not _storable(job_id):
@@ -355,14 +378,7 @@ class Store:
 
     def set_bed_clear(self, printer: str, clear: bool) -> None:
         """Durably record whether a printer's bed is clear (unknown after a restart = not clear)."""
-        self._run(
-            lambda db: db.execute(
-                "INSERT INTO beds(printer, clear, updated_at) VALUES (?,?,?)"
-                " ON CONFLICT(printer) DO UPDATE"
-                " SET clear = excluded.clear, updated_at = excluded.updated_at",
-                (printer, int(clear), _ts(_now())),
-            )
-        )
+        self._run(lambda db: _write_bed(db, printer, clear=clear))
 
     def bed_clear(self, printer: str) -> bool | None:
         row = self._db.execute("SELECT clear FROM beds WHERE printer = ?", (printer,)).fetchone()
