@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 # follows the events at once. A `current` frame built just before an event can still arrive after it; for
 # this long after an event a pushed frame that contradicts it only updates temperatures (REST is never held).
 EVENT_HOLD_S = 2.5
+# OctoPrint accepts a cancel and then takes a while (the moves in its buffer, its cancel script) while its
+# frames still say the print runs; a second cancel meanwhile counts the print failed twice in the file's
+# history. So a print is asked to stop once, and again only if it still runs this long after.
+CANCEL_PATIENCE_S = 30.0
 _EVENT_STATES = {
     EventKind.PRINT_STARTED: PrinterState.PRINTING,
     EventKind.PRINT_RESUMED: PrinterState.PRINTING,
@@ -109,6 +113,7 @@ class PrinterCoordinator:
         self._down_reason: str | None = None
         self._event_at: float | None = None  # when an event last changed the state (see EVENT_HOLD_S)
         self._before_event = PrinterState.OFFLINE  # the state that event replaced
+        self._cancel_sent: tuple[str, float] | None = None  # (file, when) of the last cancel accepted
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll, follow push, back off while down; returns when `stop` is set."""
@@ -164,10 +169,17 @@ class PrinterCoordinator:
         status = self.status
         if status.file is not None and status.file != remote_name:
             return  # busy with something else: never cancel a print that is not this job
+        sent = self._cancel_sent
+        if sent is not None and sent[0] == remote_name and time.monotonic() - sent[1] < CANCEL_PATIENCE_S:
+            return  # asked already: the host is cancelling
+        # Marked before the request: the queue's cancel and the tracker's round often ask at once.
+        self._cancel_sent = (remote_name, time.monotonic())
+        accepted = False
         try:
             await self.driver.cancel()
+            accepted = True
         except DeviceBusy:
-            pass  # not printing (yet): the dispatcher stops it if the upload still starts it
+            pass  # not printing (yet): the tracker stops it if the upload still starts it
         except DeviceError as exc:
             log.warning(
                 "printer=%s job=%s cannot stop the print now: %s",
@@ -175,6 +187,9 @@ class PrinterCoordinator:
                 job_id_of(remote_name),
                 exc,
             )
+        finally:
+            if not accepted:
+                self._cancel_sent = None  # the next ask sends it again
 
     @property
     def bed_clear(self) -> bool:
@@ -207,6 +222,8 @@ class PrinterCoordinator:
         """Apply a pushed event's state at once, then publish it (the dispatcher ends jobs by it)."""
         state = state_of_event(event)
         status = self.status
+        if event.kind is EventKind.PRINT_STARTED:
+            self._cancel_sent = None  # a new print: a cancel now is a new one
         if state is PrinterState.OFFLINE and status.state is PrinterState.ERROR:
             state = None  # OctoPrint disconnects after a firmware error: the error is the news
         if state is not None and self._down_since is None:

@@ -245,3 +245,23 @@ async def test_a_frame_from_before_an_end_event_reopens_nothing(make_farm: MakeF
         assert sim.commands == []
     assert await farm.states(first.id) == ["queued", "dispatching", "printing", "completed"]
     assert await farm.states(second.id) == ["queued", "dispatching", "printing", "cancelled"]
+
+
+async def test_a_cancelled_print_is_asked_to_stop_once_while_the_host_cancels(make_farm: MakeFarm) -> None:
+    sim = SimPrinter("p1", slow_cancel=True)  # accepts the cancel, shows "Cancelling" for a while
+    farm = make_farm([sim])
+    job = await farm.add_job()
+    async with farm.running():
+        await in_state(farm, job.id, JobState.PRINTING)
+        # The operator cancels the job, as JobQueue.cancel does: recorded first, then the print stopped.
+        await farm.store.call(farm.store.sync.transition, job.id, JobState.CANCELLED, detail="by ops")
+        assert farm.fleet is not None
+        coordinator = farm.fleet.get("p1")
+        assert coordinator is not None
+        # The queue and the tracker's round (woken by the cancel) often ask at the same moment.
+        await asyncio.gather(coordinator.stop_print(job.remote_name), coordinator.stop_print(job.remote_name))
+        await asyncio.sleep(0.5)  # several rounds, each seeing the cancelled job's file still printing
+        assert sim.commands == ["cancel"]  # a second cancel would count the print failed twice
+        sim.cancel_print()
+        await eventually(lambda: farm.status("p1") is PrinterState.AWAITING_CLEAR, 10, "p1 awaiting clear")
+    assert [(f.successes, f.failures) for f in await sim.files()] == [(0, 1)]

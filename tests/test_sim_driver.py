@@ -176,3 +176,15 @@ async def test_a_silent_stream_ends_and_close_drops_every_stream() -> None:
         with pytest.raises(DeviceUnavailable, match="closed"):
             await take(items, 1)
     assert sim.closed
+
+
+async def test_a_slow_cancel_goes_on_printing_until_the_host_is_done() -> None:
+    sim = SimPrinter("a", slow_cancel=True)
+    sim.start_print("p.gcode")
+    await sim.cancel()
+    snap = await sim.snapshot()
+    assert (snap.state, snap.state_text, snap.file_name) == (HostState.PRINTING, "Cancelling", "p.gcode")
+    await sim.cancel()  # a host that is cancelling takes another cancel (OctoPrint does)
+    sim.cancel_print()
+    assert (await sim.snapshot()).state is HostState.IDLE
+    assert sim.commands == ["cancel", "cancel"]

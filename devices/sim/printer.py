@@ -41,11 +41,14 @@ class SimPrinter:
 
     `stale_frames`: after each event, push a frame with the state from before it (as a `current` frame
     built just before the event would be), and no fresh frame until `send_frame()`.
+    `slow_cancel`: `cancel()` is accepted and the print goes on ("Cancelling") until `cancel_print()`.
     """
 
-    def __init__(self, name: str = "sim", *, stale_frames: bool = False) -> None:
+    def __init__(self, name: str = "sim", *, stale_frames: bool = False, slow_cancel: bool = False) -> None:
         self.name = name
         self.stale_frames = stale_frames
+        self.slow_cancel = slow_cancel
+        self.cancelling = False
         self.state = HostState.IDLE
         self.file: str | None = None
         self.progress: float | None = None
@@ -104,15 +107,19 @@ class SimPrinter:
         return list(self.history.values())
 
     async def cancel(self) -> None:
-        self._command("cancel", _RUNNING)
-        self.cancel_print()
+        await self._command("cancel", _RUNNING)
+        if self.slow_cancel:
+            self.cancelling = True
+            self.send_frame()
+        else:
+            self.cancel_print()
 
     async def pause(self) -> None:
-        self._command("pause", (HostState.PRINTING,))
+        await self._command("pause", (HostState.PRINTING,))
         self._change([PrinterEvent(EventKind.PRINT_PAUSED, self.file, self.file)], state=HostState.PAUSED)
 
     async def resume(self) -> None:
-        self._command("resume", (HostState.PAUSED,))
+        await self._command("resume", (HostState.PAUSED,))
         self._change([PrinterEvent(EventKind.PRINT_RESUMED, self.file, self.file)], state=HostState.PRINTING)
 
     async def close(self) -> None:
@@ -123,9 +130,10 @@ class SimPrinter:
 
     def current(self) -> HostSnapshot:
         """The host's state now, as a frame or a poll shows it."""
+        state = HostState.OFFLINE if self._offline else self.state
         return HostSnapshot(
-            state=HostState.OFFLINE if self._offline else self.state,
-            state_text=_TEXT[HostState.OFFLINE if self._offline else self.state],
+            state=state,
+            state_text="Cancelling" if self.cancelling and state is HostState.PRINTING else _TEXT[state],
             file_name=self.file,
             file_path=self.file,
             progress=self.progress,
@@ -172,6 +180,7 @@ class SimPrinter:
     def cancel_print(self, *, stale: bool | None = None) -> None:
         """The running print is cancelled (at the printer, or by `cancel()`): PrintCancelled."""
         name = self._running("cancel")
+        self.cancelling = False
         self._count(name, success=False)
         self._change([PrinterEvent(EventKind.PRINT_CANCELLED, name, name)], stale, state=HostState.IDLE)
 
@@ -212,7 +221,8 @@ class SimPrinter:
         if self._offline:
             raise DeviceUnreachable(f"{self.name}: cannot connect (simulated host offline)")
 
-    def _command(self, command: str, allowed: tuple[HostState, ...]) -> None:
+    async def _command(self, command: str, allowed: tuple[HostState, ...]) -> None:
+        await asyncio.sleep(0)  # the request is on its way: other tasks run meanwhile, as over a socket
         self._check_reachable()
         self.commands.append(command)
         if self.state not in allowed:
