@@ -73,6 +73,7 @@ class TelemetryWriter:
         # waits for each (UPSTREAM_WAIT_S at most) and takes their lines beyond the queue's bound.
         self.upstream: list[asyncio.Event] = []
         self._final: list[str] = []
+        self._in_hand: list[str] = []
 
     async def put(self, line: str) -> int:
         """Queue one line-protocol line (waits while the queue is full); returns its sequence number,
@@ -104,6 +105,7 @@ class TelemetryWriter:
             if batch:
                 await self._handle(batch)
                 self.settled += len(batch)
+            self._in_hand = []
             if self.spool and time.monotonic() >= self._retry_at:
                 await self._drain()
 
@@ -115,6 +117,9 @@ class TelemetryWriter:
             batch = [await asyncio.wait_for(self._queue.get(), first_timeout)]
         except TimeoutError:
             return []
+        # Taken from the queue but not yet written or spooled: a stop now must not lose it (the
+        # ingest acknowledged these readings already).
+        self._in_hand = batch
         batch = await self._fill(batch)
         self._after_full = len(batch) >= self.batch_size
         return batch
@@ -204,7 +209,10 @@ class TelemetryWriter:
             log.warning("telemetry database %s, spooling to disk: %s", kind, exc)
 
     async def _final_flush(self) -> None:
-        lines: list[str] = []
+        # A batch whose write the stop cut short may have landed: sent again it is the same points
+        # (same series and times), which InfluxDB stores once.
+        lines: list[str] = self._in_hand
+        self._in_hand = []
         while not self._queue.empty():
             lines.append(self._queue.get_nowait())
         lines += self._final

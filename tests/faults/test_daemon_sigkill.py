@@ -1,7 +1,7 @@
 """Fault: the daemon is SIGKILLed ten times, each at a random moment after a submission, with three real
 virtual printers printing; the printers' own history shows every job printed exactly once.
 
-tests/test_crash.py kills it once at each named point of dispatch (the FARMCTL_CRASHPOINT hook); here
+tests/test_crash.py kills it once at each named point of dispatch (tests/crashing_daemon.py); here
 the moments are random (uploads, prints, their ends, bed clears and the restart's own reconciliation
 all get hit) and several jobs are in flight at once. The seed is in every failure message; set
 FARMCTL_FAULT_SEED to replay a run.
