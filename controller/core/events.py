@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from controller.jobs import JobState
 from controller.printers import PrinterStatus
-from devices.octoprint import PrinterEvent
+from devices.printer import PrinterEvent
 from devices.sensors import Reading
 
 log = logging.getLogger(__name__)
