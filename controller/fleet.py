@@ -18,6 +18,7 @@ import aiohttp
 
 from controller.beds import Beds
 from controller.config import ControllerConfig, PrinterConfig
+from controller.core.availability import Availability, Backoff
 from controller.core.events import EventFeed, PrinterChanged
 from controller.jobs import job_id_of
 from controller.printers import PrinterState, PrinterStatus, farm_state
@@ -70,23 +71,6 @@ def octoprint_driver(
     return OctoPrintDriver(client)
 
 
-class Backoff:
-    """Growing retry interval: start, doubled on each failure, capped; reset on success."""
-
-    def __init__(self, start: float, cap: float) -> None:
-        self.start = min(start, cap)
-        self.cap = cap
-        self._next = self.start
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.start
-
-
 class PrinterCoordinator:
     """Keeps one printer's status current. `await run(stop)` until `stop` is set."""
 
@@ -108,9 +92,12 @@ class PrinterCoordinator:
         # The fleet's beds (the daemon's are seeded from the store); alone, a bed of its own.
         self.beds = beds if beds is not None else Beds({printer.name: bed_clear})
         self._feed = feed
-        self._backoff = Backoff(settings.poll_interval, settings.offline_backoff_max)
-        self._down_since: float | None = None
-        self._down_reason: str | None = None
+        self._availability = Availability(
+            log,
+            Backoff(settings.poll_interval, settings.offline_backoff_max),
+            down_message=f"printer={printer.name} offline: %s",
+            up_message=f"printer={printer.name} recovered after %.0fs: %s",
+        )
         self._event_at: float | None = None  # when an event last changed the state (see EVENT_HOLD_S)
         self._before_event = PrinterState.OFFLINE  # the state that event replaced
         self._cancel_sent: tuple[str, float] | None = None  # (file, when) of the last cancel accepted
@@ -128,10 +115,8 @@ class PrinterCoordinator:
             try:
                 await self.poll()
             except DeviceError as exc:
-                self._went_down(exc)
-                await asyncio.sleep(self._backoff.next())
+                await asyncio.sleep(self._went_down(exc))
                 continue
-            self._backoff.reset()
             if push_failed_at is not None and time.monotonic() - push_failed_at < self.settings.poll_interval:
                 # Push keeps failing while REST works (a proxy without websockets, a login problem):
                 # stay on polling at poll_interval instead of spinning.
@@ -226,7 +211,7 @@ class PrinterCoordinator:
             self._cancel_sent = None  # a new print: a cancel now is a new one
         if state is PrinterState.OFFLINE and status.state is PrinterState.ERROR:
             state = None  # OctoPrint disconnects after a firmware error: the error is the news
-        if state is not None and self._down_since is None:
+        if state is not None and not self._availability.is_down:
             state = self._bed_rule(state)
             if state is not status.state:
                 self._event_at = time.monotonic()
@@ -281,7 +266,7 @@ class PrinterCoordinator:
     def _apply(self, snapshot: HostSnapshot, *, pushed: bool = False) -> None:
         state = farm_state(snapshot.state)
         was_held = self._event_at is not None
-        if pushed and self._down_since is None and self._held(state):
+        if pushed and not self._availability.is_down and self._held(state):
             if snapshot.temperatures:
                 self.status = replace(self.status, temperatures=snapshot.temperatures)
             return
@@ -298,14 +283,8 @@ class PrinterCoordinator:
             error=snapshot.error if state is PrinterState.ERROR else None,
             last_seen=datetime.now(UTC),
         )
-        if self._down_since is not None:
-            log.info(
-                "printer=%s recovered after %.0fs: %s",
-                self.printer.name,
-                time.monotonic() - self._down_since,
-                state,
-            )
-            self._down_since = self._down_reason = None
+        if self._availability.is_down:
+            self._availability.up(state)
         elif new.state is not self.status.state:
             log.info(
                 "printer=%s state=%s was=%s (%s)", self.printer.name, state, self.status.state, new.detail
@@ -316,16 +295,12 @@ class PrinterCoordinator:
             return
         self._set(new)
 
-    def _went_down(self, exc: DeviceError) -> None:
-        reason = str(exc)
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            log.warning("printer=%s offline: %s", self.printer.name, reason)
-        elif reason != self._down_reason and isinstance(exc, DeviceAuthError):
-            log.warning("printer=%s offline: %s", self.printer.name, reason)
-        self._down_reason = reason
+    def _went_down(self, exc: DeviceError) -> float:
+        """Offline (logged once; again when the host starts refusing our key); the delay to retry."""
+        delay = self._availability.down(exc, retell=isinstance(exc, DeviceAuthError))
         # Keep the last good temperatures and file for the operator; the state says offline.
-        self._set(replace(self.status, state=PrinterState.OFFLINE, detail=reason))
+        self._set(replace(self.status, state=PrinterState.OFFLINE, detail=str(exc)))
+        return delay
 
     def _set(self, status: PrinterStatus) -> None:
         changed = status.state is not self.status.state

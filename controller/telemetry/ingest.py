@@ -26,8 +26,8 @@ import aiomqtt
 import paho.mqtt.client as mqtt
 
 from controller.config import MqttConfig, SensorConfig
+from controller.core.availability import Availability, Backoff
 from controller.core.events import EventFeed, SensorReadings
-from controller.fleet import Backoff
 from controller.tasks import run_until_stopped
 from devices.mqtt import Acks, enable_manual_acks, on_topic
 from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, TopicIndex, decode
@@ -134,8 +134,13 @@ class MqttIngest:
         await run_until_stopped(stop, self._loop())
 
     async def _loop(self) -> None:
-        backoff = Backoff(1.0, self.config.reconnect_max)
-        down_since: float | None = None
+        broker = f"{self.config.host}:{self.config.port}"
+        availability = Availability(
+            log,
+            Backoff(1.0, self.config.reconnect_max),
+            down_message=f"mqtt broker {broker} unreachable: %s",
+            up_message="mqtt broker back after %.0fs",
+        )
         while True:
             try:
                 incoming: list[asyncio.Queue[aiomqtt.Message]] = []
@@ -161,17 +166,8 @@ class MqttIngest:
                         await client.subscribe(topic_filter, qos=1)
                     await client.subscribe(BROKER_DROPPED_TOPIC, qos=0)
                     self.stats.connected = True
-                    if down_since is not None:
-                        log.info("mqtt broker back after %.0fs", time.monotonic() - down_since)
-                    else:
-                        log.info(
-                            "mqtt connected to %s:%d, %d topics",
-                            self.config.host,
-                            self.config.port,
-                            len(self.filters),
-                        )
-                    down_since = None
-                    backoff.reset()
+                    if availability.up() is None:
+                        log.info("mqtt connected to %s, %d topics", broker, len(self.filters))
                     acks = Acks(client, batch=ACK_BATCH, delay_s=ACK_DELAY_S)
                     try:
                         await self._consume(client, incoming[0], acks)
@@ -179,10 +175,7 @@ class MqttIngest:
                         acks.flush()  # before the disconnect: what is handled is not sent again
             except aiomqtt.MqttError as exc:
                 self.stats.connected = False
-                if down_since is None:
-                    down_since = time.monotonic()
-                    log.warning("mqtt broker %s:%d unreachable: %s", self.config.host, self.config.port, exc)
-                await asyncio.sleep(backoff.next())
+                await asyncio.sleep(availability.down(exc))
 
     async def _consume(
         self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message], acks: Acks

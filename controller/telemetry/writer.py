@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from controller.fleet import Backoff
+from controller.core.availability import Availability, Backoff
 from controller.tasks import run_until_stopped
 from controller.telemetry.spool import Spool
 from devices.influx import InfluxAuthError, InfluxRejected, InfluxUnavailable, Writer
@@ -60,8 +60,12 @@ class TelemetryWriter:
         self._wanted = batch_size
         self._enough = asyncio.Event()
         self._after_full = False  # the last batch was full: a burst is under way
-        self._backoff = Backoff(min(1.0, retry_max), retry_max)
-        self._down_since: float | None = None
+        self._availability = Availability(
+            log,
+            Backoff(min(1.0, retry_max), retry_max),
+            down_message="telemetry database %s",
+            up_message="telemetry database back after %.0fs; spool replayed",
+        )
         self._retry_at = 0.0
         self._last_reject_log = 0.0
         # Lines ever queued, and of those (in the same order) how many are settled: written, spooled to
@@ -145,7 +149,7 @@ class TelemetryWriter:
             # The queue may have filled the batch, or the age is up: both checked at the top.
 
     async def _handle(self, batch: list[str]) -> None:
-        if self.spool or self._down_since is not None:
+        if self.spool or self._availability.is_down:
             # Keep order: while anything is spooled, new lines queue up behind it on disk.
             await self._to_spool(batch)
             return
@@ -169,12 +173,7 @@ class TelemetryWriter:
                 self._went_down(exc)
                 return
             await asyncio.to_thread(self.spool.remove, path)
-        if self._down_since is not None:
-            log.info(
-                "telemetry database back after %.0fs; spool replayed", time.monotonic() - self._down_since
-            )
-        self._down_since = None
-        self._backoff.reset()
+        self._availability.up()
 
     async def _write(self, lines: list[str]) -> None:
         """Write, splitting a refused batch to drop only the bad points. Raises InfluxUnavailable."""
@@ -201,12 +200,8 @@ class TelemetryWriter:
         self.stats.spooled += len(batch)
 
     def _went_down(self, exc: InfluxUnavailable) -> None:
-        delay = self._backoff.next()
-        self._retry_at = time.monotonic() + delay
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            kind = "refuses our credentials" if isinstance(exc, InfluxAuthError) else "unreachable"
-            log.warning("telemetry database %s, spooling to disk: %s", kind, exc)
+        kind = "refuses our credentials" if isinstance(exc, InfluxAuthError) else "unreachable"
+        self._retry_at = time.monotonic() + self._availability.down(f"{kind}, spooling to disk: {exc}")
 
     async def _final_flush(self) -> None:
         # A batch whose write the stop cut short may have landed: sent again it is the same points
@@ -220,7 +215,7 @@ class TelemetryWriter:
         if not lines:
             return
         with contextlib.suppress(InfluxUnavailable, TimeoutError):
-            if not self.spool and self._down_since is None:
+            if not self.spool and not self._availability.is_down:
                 await asyncio.wait_for(self._write(lines), 5)
                 self.settled += len(lines)
                 return
