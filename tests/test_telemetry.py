@@ -257,13 +257,15 @@ async def test_broker_restart_mid_stream_loses_no_qos1_message(
         await publish(mosquitto, [("scales/sensor/scale_1/state", f"{i}".encode()) for i in range(50, 100)])
         rows = await wait_rows(influxdb, "SELECT weight_g FROM material", 100, timeout=30)
         # Every message arrived. QoS 1 is at-least-once: a message whose ack had not reached the broker
-        # when it stopped (acks go out in groups, at most a millisecond late) is sent again after the
-        # restart, so a few of the last ones before the stop may be stored twice; at most the broker's
-        # in-flight window of them (mosquitto: 20).
+        # when it stopped (acks go out in groups, at most a millisecond late, and a message the daemon
+        # was still handling is acked on a connection that is gone) is sent again after the restart. The
+        # broker has at most its in-flight window (mosquitto: 20) of consecutive messages unacknowledged,
+        # so at most 20 values, all within one run of 20, may be stored twice.
         weights = [r["weight_g"] for r in rows]
         assert set(weights) == {float(i) for i in range(100)}
         assert len(weights) - 100 <= 20
-        assert all(w >= 30 for w in weights if weights.count(w) > 1)
+        twice = sorted({w for w in weights if weights.count(w) > 1})
+        assert not twice or twice[-1] - twice[0] < 20, twice
 
 
 async def test_api_v2_writes_reach_victoriametrics(
