@@ -38,72 +38,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.procstat import cpu_seconds, loadavg, machine_jiffies, status_mib  # noqa: E402
+from bench.push_floor import FLOOR_SUBSCRIBE  # noqa: E402
 from devices.localproc import LocalProcess, free_port  # noqa: E402
 from tests.peers.octoprint import OctoPrintPeer, make_template  # noqa: E402
 
 if TYPE_CHECKING:  # the floor process imports aiohttp only: the project's modules load in the bench
     from devices.octoprint import OctoPrintClient
 
-# What farmctl sends after auth (devices/octoprint/push.py; the bench checks they still agree).
-FLOOR_SUBSCRIBE = {
-    "subscribe": {"state": {"logs": False, "messages": False}, "events": True, "plugins": False}
-}
-FLOOR_THROTTLE = 2
-FLOOR_HEARTBEAT_S = 15.0  # farmctl pings at half its 30 s idle timeout
 POLL_S = 0.005
 START_BATCH = 4  # OctoPrints started at once: each burns ~2 s of CPU starting on a 2-core machine
-
-
-# --- the floor: its own process, importing nothing but aiohttp, so its RSS is the bare cost -----------
-
-
-async def _floor_watch(
-    session: aiohttp.ClientSession, url: str, key: str, ready: asyncio.Event, frames: list[int]
-) -> None:
-    headers = {"X-Api-Key": key}
-
-    async def auth() -> dict[str, str]:
-        async with session.post(f"{url}/api/login", json={"passive": True}, headers=headers) as resp:
-            login = await resp.json()
-        return {"auth": f"{login['name']}:{login['session']}"}
-
-    while True:
-        with contextlib.suppress(aiohttp.ClientError, ValueError, KeyError, TimeoutError):
-            ws_url = url.replace("http", "ws", 1) + "/sockjs/websocket"
-            async with session.ws_connect(ws_url, headers=headers, heartbeat=FLOOR_HEARTBEAT_S) as ws:
-                await ws.send_json(await auth())
-                await ws.send_json(FLOOR_SUBSCRIBE)
-                await ws.send_json({"throttle": FLOOR_THROTTLE})
-                async for msg in ws:
-                    if msg.type is not aiohttp.WSMsgType.TEXT:
-                        break
-                    frame = json.loads(msg.data)
-                    frames[0] += 1
-                    if "history" in frame:  # the answer to our auth
-                        ready.set()
-                    elif "reauthRequired" in frame:
-                        await ws.send_json(await auth())
-        await asyncio.sleep(1.0)
-
-
-async def floor(spec_path: Path) -> None:
-    """Hold a push socket to each printer in the spec until SIGTERM; SIGUSR1 prints the frame count."""
-    printers = json.loads(spec_path.read_text())
-    loop, stop, frames = asyncio.get_running_loop(), asyncio.Event(), [0]
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: print(frames[0], flush=True))
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        readies = [asyncio.Event() for _ in printers]
-        tasks = [
-            asyncio.create_task(_floor_watch(session, p["url"], p["key"], ready, frames))
-            for p, ready in zip(printers, readies, strict=True)
-        ]
-        await asyncio.gather(*(r.wait() for r in readies))
-        print("ready", flush=True)
-        await stop.wait()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+FLOOR = Path(__file__).resolve().with_name("push_floor.py")
 
 
 # --- processes ---------------------------------------------------------------------------------------
@@ -255,8 +199,8 @@ async def trial(
     api: aiohttp.ClientSession, client: OctoPrintClient, name: str, path: Path, n: int
 ) -> dict[str, float]:
     """One start and one cancel: seconds from OctoPrint's answer, and from the first push event."""
-    from controller.fleet import state_of_event
-    from controller.printers import PrinterState
+    from controller.fleet.coordinator import state_of_event
+    from controller.fleet.state import PrinterState
     from devices.octoprint import PrinterEvent, PushStream
 
     events: list[tuple[float, PrinterState]] = []
@@ -326,7 +270,7 @@ async def run_bench(args: argparse.Namespace, work: Path, peers: list[OctoPrintP
     token = secrets.token_hex(16)
     spec = work / "floor.json"
     spec.write_text(json.dumps([{"url": p.url, "key": p.api_key} for p in peers]))
-    argv = [sys.executable, str(Path(__file__).resolve()), "--floor", str(spec)]
+    argv = [sys.executable, str(FLOOR), str(spec)]
     floor_proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     procs: list[LocalProcess] = []
     clients = [OctoPrintClient(p.url, p.api_key) for p in peers]
@@ -457,11 +401,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=10.0, help="seconds before each window")
     parser.add_argument("--trials", type=int, default=10, help="latency trials (a start and an end each)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file ('-': stdout)")
-    parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # the baseline's own process
     args = parser.parse_args()
-    if args.floor:
-        asyncio.run(floor(args.floor))
-        return
     before = loadavg()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="farmctl-fleet-") as tmp:

@@ -21,7 +21,6 @@ from fastapi import FastAPI
 
 from controller.api.app import create_app
 from controller.api.metrics import MetricSources
-from controller.beds import Beds
 from controller.config import (
     EX_CONFIG,
     EX_UNAVAILABLE,
@@ -32,10 +31,11 @@ from controller.config import (
 )
 from controller.connlimits import BACKLOG, KEEP_ALIVE_S, ConnectionGuard, connection_cap, raise_file_limit
 from controller.core.events import EventFeed
-from controller.dispatch import Dispatcher
-from controller.files import FileStore
-from controller.fleet import Fleet, fleet_session
-from controller.queue import JobQueue
+from controller.fleet.coordinator import Fleet, fleet_session
+from controller.jobs.beds import Beds
+from controller.jobs.dispatch import Dispatcher
+from controller.jobs.files import FileStore
+from controller.jobs.queue import JobQueue
 from controller.sdnotify import Notifier
 from controller.store import AsyncStore, Store
 from controller.tasks import run_until_stopped

@@ -12,7 +12,7 @@ import signal
 import sys
 
 from controller.cli import main as farmctl
-from controller.dispatch import Dispatcher
+from controller.jobs.dispatch import Dispatcher
 
 CRASH_POINTS = ("before_upload", "after_upload", "after_start_recorded")
 

@@ -20,10 +20,10 @@ import uvicorn
 
 from controller.api.app import create_app
 from controller.config import Config
-from controller.files import FileStore
-from controller.fleet import Fleet
+from controller.fleet.coordinator import Fleet
 from controller.jobs import JobState
-from controller.queue import JobQueue
+from controller.jobs.files import FileStore
+from controller.jobs.queue import JobQueue
 from controller.store import AsyncStore, NotFound, Store
 from tests.farm import TOKENS, print_file, running_farm
 from tests.helpers import closed_port_printers, config_for, eventually, write_config

@@ -1,4 +1,4 @@
-"""Bed state has one owner (controller.beds.Beds), written through to the store at once; a dispatch
+"""Bed state has one owner (controller.jobs.beds.Beds), written through to the store at once; a dispatch
 records the job and its bed in one transaction."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-from controller.beds import Beds
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.events import EventFeed
-from controller.fleet import PrinterCoordinator, fleet_session
+from controller.fleet.coordinator import PrinterCoordinator, fleet_session
 from controller.jobs import JobState, Requirements
+from controller.jobs.beds import Beds
 from controller.store import AsyncStore, Store
 from devices.printer import EventKind, PrinterEvent
 

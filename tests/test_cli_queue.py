@@ -16,7 +16,7 @@ import pytest
 from controller.api.multipart import StreamingForm
 from controller.cli.upload import UPLOAD_CHUNK, LocalFileError, MultipartBody
 from controller.config import load_config
-from controller.queue import check_file_name
+from controller.jobs.queue import check_file_name
 from tests.conftest import OctoPrintFactory
 from tests.farm import TOKENS, print_file, running_farm
 from tests.helpers import PrinterSpec, write_config

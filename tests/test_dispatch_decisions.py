@@ -16,11 +16,11 @@ import pytest
 
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.events import EventFeed
-from controller.dispatch import Dispatcher
-from controller.files import FileStore
-from controller.fleet import Fleet, fleet_session
+from controller.fleet.coordinator import Fleet, fleet_session
+from controller.fleet.state import PrinterState
 from controller.jobs import Job, JobState, Requirements
-from controller.printers import PrinterState
+from controller.jobs.dispatch import Dispatcher
+from controller.jobs.files import FileStore
 from controller.store import AsyncStore, Store
 from devices.printer import PrinterDriver
 from devices.sim import SimPrinter

@@ -18,10 +18,10 @@ from controller.api.forms import BadField
 from controller.api.multipart import FormError
 from controller.api.upload import ClientLeft, DaemonStopping
 from controller.core.errors import FarmError
-from controller.files import EmptyFile, FileStore, FileTooLarge
-from controller.fleet import Fleet
+from controller.fleet.coordinator import Fleet
 from controller.jobs import IllegalTransition
-from controller.queue import BadSubmission, JobConflict, JobQueue, NotGcode, Unprintable
+from controller.jobs.files import EmptyFile, FileStore, FileTooLarge
+from controller.jobs.queue import BadSubmission, JobConflict, JobQueue, NotGcode, Unprintable
 from controller.store import AsyncStore, NotFound, Store
 from devices.errors import (
     DeviceAuthError,

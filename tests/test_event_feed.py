@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 
 from controller.core.events import EventFeed, JobChanged, Overflow, PrinterChanged, SensorReadings, unit_of
+from controller.fleet.state import PrinterStatus
 from controller.jobs import JobState
-from controller.printers import PrinterStatus
 
 
 def job(n: int) -> JobChanged:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from controller.config import Config
-from controller.fleet import Fleet, fleet_session
-from controller.printers import PrinterState
+from controller.fleet.coordinator import Fleet, fleet_session
+from controller.fleet.state import PrinterState
 from devices.errors import DeviceUnavailable
 from devices.octoprint import OctoPrintClient
 from tests.conftest import OctoPrintFactory
@@ -50,7 +50,7 @@ def seen(fleet: Fleet, name: str) -> datetime:
 async def test_fleet_tracks_prints_faults_and_dead_hosts(
     octoprint: OctoPrintFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="controller.fleet")
+    caplog.set_level(logging.INFO, logger="controller.fleet.coordinator")
     a, b, c = octoprint(3)
     dead = closed_port_printers(20)
     specs = [
@@ -117,7 +117,7 @@ async def test_printer_without_push_is_polled_not_hammered(
     OctoPrint) is kept current by polling at poll_interval, not by a tight retry loop."""
     (peer,) = octoprint(1)
     config = config_for(tmp_path, [PrinterSpec("a", peer.url, peer.api_key)])
-    caplog.set_level(logging.DEBUG, logger="controller.fleet")
+    caplog.set_level(logging.DEBUG, logger="controller.fleet.coordinator")
     async with running_fleet(config) as fleet:
         coordinator = fleet.get("a")
         assert coordinator is not None

@@ -10,8 +10,8 @@ import pytest
 
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.events import EventFeed, PrinterChanged
-from controller.fleet import EVENT_HOLD_S, PrinterCoordinator, fleet_session, state_of_event
-from controller.printers import PrinterState
+from controller.fleet.coordinator import EVENT_HOLD_S, PrinterCoordinator, fleet_session, state_of_event
+from controller.fleet.state import PrinterState
 from devices.printer import EventKind, HostSnapshot, HostState, PrinterEvent
 from tests.conftest import OctoPrintFactory
 from tests.helpers import PrinterSpec, config_for, eventually
@@ -147,7 +147,7 @@ def test_state_changes_and_unknown_events() -> None:
 async def test_real_printer_start_and_end_come_from_events(
     octoprint: OctoPrintFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="controller.fleet")
+    caplog.set_level(logging.INFO, logger="controller.fleet.coordinator")
     (a,) = octoprint(1)
     config = config_for(tmp_path, [PrinterSpec("a", a.url, a.api_key)])
     async with running_fleet(config) as fleet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.core.availability import Backoff
-from controller.printers import PrinterState, farm_state
+from controller.fleet.state import PrinterState, farm_state
 from devices.octoprint import PrinterFlags, Snapshot, host_snapshot, host_state
 from devices.octoprint.parse import event_from_push, flags_from_text, snapshot_from_push, snapshot_from_rest
 from devices.printer import HostState

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.gcode import GcodeError, read_gcode_info
+from controller.jobs.gcode import GcodeError, read_gcode_info
 
 # Cross-section of 1.75 mm filament: pi * 0.875² = 2.40528 mm².
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from controller.api.multipart import MAX_FIELD_BYTES, FormError, StreamingForm
 from controller.jobs import job_id_of, remote_name
-from controller.queue import BadSubmission, NotGcode, check_file_name
+from controller.jobs.queue import BadSubmission, NotGcode, check_file_name
 from devices.octoprint.parse import files_from
 
 

@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.api.app import create_app
 from controller.config import Config
-from controller.files import FileStore
-from controller.fleet import Fleet
-from controller.queue import JobQueue
+from controller.fleet.coordinator import Fleet
+from controller.jobs.files import FileStore
+from controller.jobs.queue import JobQueue
 from controller.store import AsyncStore, Store
 from tests.farm import TOKENS, running_farm
 from tests.helpers import PrinterSpec, closed_port_printers, config_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.config import JobsConfig
-from controller.retry import FailureKind, decide
+from controller.jobs.retry import FailureKind, decide
 
 JOBS = JobsConfig(retry_after_error=2, retry_after_offline=1)
 

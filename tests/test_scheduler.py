@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.config import PrinterConfig
+from controller.fleet.state import PrinterState
 from controller.jobs import Job, JobState, Requirements
-from controller.printers import PrinterState
-from controller.scheduler import Assignment, PrinterSlot, can_print, explain_unprintable, schedule
+from controller.jobs.scheduler import Assignment, PrinterSlot, can_print, explain_unprintable, schedule
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 NOW = 1000.0

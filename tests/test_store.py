@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.files import EmptyFile, FileStore, FileTooLarge
 from controller.jobs import IllegalTransition, JobState, Requirements
+from controller.jobs.files import EmptyFile, FileStore, FileTooLarge
 from controller.store import MIGRATIONS, AsyncStore, NotFound, Store
 
 

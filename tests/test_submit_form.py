@@ -11,7 +11,7 @@ import pytest
 
 from controller.api.forms import BadField, SubmitForm
 from controller.api.multipart import FormError
-from controller.queue import SubmitOptions
+from controller.jobs.queue import SubmitOptions
 from tests.farm import TOKENS, print_file, running_farm
 from tests.helpers import closed_port_printers, config_for
 

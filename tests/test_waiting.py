@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
+from controller.fleet.state import PrinterState
 from controller.jobs import Job, JobState, Requirements
-from controller.printers import PrinterState
-from controller.scheduler import PrinterSlot, schedule
-from controller.waiting import WaitingBoard, waiting_reasons
+from controller.jobs.scheduler import PrinterSlot, schedule
+from controller.jobs.waiting import WaitingBoard, waiting_reasons
 from tests.test_scheduler import NOW, job, slot
 
 IDLE = PrinterState.IDLE
@@ -88,7 +88,7 @@ def test_stagger_counts_down_and_is_logged_once(caplog: pytest.LogCaptureFixture
     assert got == {2: "min_start_gap 60 s left"}
 
     board = WaitingBoard()
-    with caplog.at_level(logging.INFO, logger="controller.waiting"):
+    with caplog.at_level(logging.INFO, logger="controller.jobs.waiting"):
         board.update({2: "min_start_gap 60 s left"})
         board.update({2: "min_start_gap 58 s left"})  # a tick of the countdown: not a new reason
         board.update({2: "demo-1 printing job 1"})

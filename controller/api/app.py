@@ -12,7 +12,7 @@ from controller.api.errors import error_responses
 from controller.api.services import Services
 from controller.api.tokens import TokenRegistry
 from controller.config import Config, Role
-from controller.queue import JobQueue
+from controller.jobs.queue import JobQueue
 
 
 def create_app(

@@ -16,9 +16,9 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from controller.fleet import Fleet
+from controller.fleet.coordinator import Fleet
+from controller.fleet.state import PrinterState
 from controller.jobs import JobState
-from controller.printers import PrinterState
 from controller.store import AsyncStore
 from controller.telemetry.ingest import MqttIngest
 from controller.telemetry.sink import InfluxSink

@@ -16,7 +16,7 @@ from pydantic_core import core_schema
 
 from controller.api.multipart import FormError
 from controller.core.errors import Unprocessable
-from controller.queue import SubmitOptions
+from controller.jobs.queue import SubmitOptions
 
 
 class BadField(Unprocessable):

@@ -17,10 +17,10 @@ from controller.api.multipart import FormError, StreamingForm
 from controller.api.services import QueueDep, ServicesDep
 from controller.api.upload import UploadAborted, UploadBody
 from controller.config import Role
-from controller.files import FileTooLarge
+from controller.fleet.state import PrinterState
 from controller.jobs import Job, JobState
-from controller.printers import PrinterState
-from controller.queue import JobQueue, check_file_name
+from controller.jobs.files import FileTooLarge
+from controller.jobs.queue import JobQueue, check_file_name
 from controller.store import MAX_ID
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from controller.api.services import FleetDep, QueueDep
 from controller.config import Role
 from controller.config.errors import NAME
 from controller.core.errors import NotFound
-from controller.fleet import Fleet, PrinterCoordinator
+from controller.fleet.coordinator import Fleet, PrinterCoordinator
+from controller.fleet.state import PrinterState
 from controller.jobs import job_id_of
-from controller.printers import PrinterState
 
 router = APIRouter(prefix="/api/v1/printers", tags=["printers"])
 viewer = Depends(require(Role.VIEWER))

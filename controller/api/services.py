@@ -12,8 +12,8 @@ from fastapi import Depends, FastAPI, Request
 from controller.api.collector import FarmMetrics
 from controller.api.tokens import TokenRegistry
 from controller.config import Config
-from controller.fleet import Fleet
-from controller.queue import JobQueue
+from controller.fleet.coordinator import Fleet
+from controller.jobs.queue import JobQueue
 
 
 @dataclass(frozen=True, slots=True)

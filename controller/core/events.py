@@ -22,8 +22,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
+from controller.fleet.state import PrinterStatus
 from controller.jobs import JobState
-from controller.printers import PrinterStatus
 from devices.printer import PrinterEvent
 from devices.sensors import Reading
 

@@ -10,9 +10,9 @@ import time
 from collections import deque
 
 from controller.core.events import JobChanged
-from controller.fleet import Fleet
+from controller.fleet.coordinator import Fleet
+from controller.fleet.state import PrinterState
 from controller.jobs import JobState
-from controller.printers import PrinterState
 from controller.store import AsyncStore
 from controller.tasks import run_until_stopped
 from controller.telemetry.writer import TelemetryWriter

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.config import PrinterConfig
+from controller.fleet.state import PrinterState
 from controller.jobs import Job, JobState, Requirements
-from controller.printers import PrinterState
 
 NOZZLE_TOLERANCE = 0.001
 # Float noise (0.1 + 0.2 style) must not turn an exact 0.001 mm difference into a mismatch.

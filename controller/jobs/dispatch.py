@@ -5,7 +5,7 @@ Crash safety rests on three rules:
    byte is uploaded;
 2. the file name on the printer carries the job id (`farmctl-<id>-….gcode`);
 3. a `dispatching` job whose upload is not running in this process is resolved by asking its printer
-   (controller.tracking), never by uploading again blindly.
+   (controller.jobs.tracking), never by uploading again blindly.
 So after a SIGKILL anywhere, the restarted daemon finds each job either never started (back to the
 queue), printing (tracked on), or ended (recorded), and no print starts twice.
 """
@@ -20,15 +20,15 @@ from collections.abc import Callable
 
 from controller.config import JobsConfig
 from controller.core.events import JobChanged, PrinterChanged
-from controller.files import FileStore
-from controller.fleet import Fleet, PrinterCoordinator
+from controller.fleet.coordinator import Fleet, PrinterCoordinator
+from controller.fleet.state import PrinterState
 from controller.jobs import ACTIVE_STATES, IllegalTransition, Job, JobState, job_id_of
-from controller.printers import PrinterState
-from controller.scheduler import PrinterSlot, schedule
+from controller.jobs.files import FileStore
+from controller.jobs.scheduler import PrinterSlot, schedule
+from controller.jobs.tracking import Tracker
+from controller.jobs.waiting import WaitingBoard, waiting_reasons
 from controller.store import AsyncStore
 from controller.tasks import run_until_stopped
-from controller.tracking import Tracker
-from controller.waiting import WaitingBoard, waiting_reasons
 from devices.errors import DeviceError, DeviceUnavailable, DeviceUnreachable
 
 log = logging.getLogger(__name__)

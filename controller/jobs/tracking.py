@@ -15,10 +15,10 @@ from collections import deque
 from collections.abc import Callable
 
 from controller.config import JobsConfig
-from controller.fleet import PrinterCoordinator
+from controller.fleet.coordinator import PrinterCoordinator
+from controller.fleet.state import PrinterState
 from controller.jobs import IllegalTransition, Job, JobState, job_id_of
-from controller.printers import PrinterState
-from controller.retry import FailureKind, decide
+from controller.jobs.retry import FailureKind, decide
 from controller.store import AsyncStore, NotFound
 from devices.errors import DeviceError
 from devices.printer import EventKind, PrinterEvent, RemoteFile

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from controller.beds import Beds
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.availability import Availability, Backoff
 from controller.core.events import EventFeed, PrinterChanged
+from controller.fleet.state import PrinterState, PrinterStatus, farm_state
 from controller.jobs import job_id_of
-from controller.printers import PrinterState, PrinterStatus, farm_state
+from controller.jobs.beds import Beds
 from controller.tasks import run_until_stopped
 from devices.errors import DeviceAuthError, DeviceBusy, DeviceError
 from devices.octoprint import OctoPrintClient, OctoPrintDriver

@@ -1,6 +1,6 @@
 """The print queue as operators use it: submit a file as N jobs, list, cancel, clear a bed.
 
-Dispatching and tracking live in `controller.dispatch`; this module validates what comes in and
+Dispatching and tracking live in `controller.jobs.dispatch`; this module validates what comes in and
 records it, and nothing it rejects leaves a trace in the store or on disk.
 """
 
@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from controller.config import Config
 from controller.core.errors import BadInput, Conflict, Unprocessable, UnsupportedFile
-from controller.files import FileStore, StoredFile
-from controller.fleet import Fleet, PrinterCoordinator
-from controller.gcode import GcodeError, GcodeInfo, read_gcode_info
+from controller.fleet.coordinator import Fleet, PrinterCoordinator
 from controller.jobs import ACTIVE_STATES, Job, JobState, Requirements
-from controller.scheduler import PrinterSlot, explain_unprintable
+from controller.jobs.files import FileStore, StoredFile
+from controller.jobs.gcode import GcodeError, GcodeInfo, read_gcode_info
+from controller.jobs.scheduler import PrinterSlot, explain_unprintable
+from controller.jobs.waiting import WaitingBoard
 from controller.store import AsyncStore, JobEvent, NotFound
-from controller.waiting import WaitingBoard
 
 log = logging.getLogger(__name__)
 

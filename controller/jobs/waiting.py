@@ -10,9 +10,9 @@ import logging
 import re
 from collections.abc import Sequence
 
+from controller.fleet.state import PrinterState
 from controller.jobs import Job, JobState, Requirements
-from controller.printers import PrinterState
-from controller.scheduler import (
+from controller.jobs.scheduler import (
     Assignment,
     PrinterSlot,
     can_print,
