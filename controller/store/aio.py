@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from controller.core.events import EventFeed, JobChanged
-from controller.store.db import Store
+from controller.store.db import JobEvent, Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -21,25 +21,21 @@ class AsyncStore:
     def __init__(self, store: Store, feed: EventFeed | None = None) -> None:
         self.sync = store
         self.feed = feed
+        store.record_events = feed is not None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._published = store.newest_event_id
 
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
-        if self.feed is not None and self.sync.newest_event_id > self._published:
-            await self._publish_new(self.feed)
-        return result
+        def work() -> tuple[T, list[tuple[int, JobEvent]]]:
+            return fn(*args, **kwargs), self.sync.take_recorded()
 
-    async def _publish_new(self, feed: EventFeed) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = await loop.run_in_executor(self._thread, self.sync.events_after, self._published)
-            for event_id, event, _job in batch:
-                self._published = max(self._published, event_id)
-                feed.publish_nowait(JobChanged(event_id, event.job_id, event.state, event.printer, event.at))
-            if not batch:
-                return
+        result, recorded = await loop.run_in_executor(self._thread, work)
+        if self.feed is not None:
+            for event_id, event in recorded:
+                self.feed.publish_nowait(
+                    JobChanged(event_id, event.job_id, event.state, event.printer, event.at)
+                )
+        return result
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)

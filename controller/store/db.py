@@ -15,60 +15,7 @@ from typing import Any
 
 from controller.core.errors import NotFound as NotFound  # controller.store's NotFound
 from controller.jobs import Job, JobState, Requirements, check_transition
-
-MIGRATIONS: list[str] = [
-    # 1: files, jobs, job events, durable bed state
-    """
-    CREATE TABLE files (
-        sha256 TEXT PRIMARY KEY,
-        size INTEGER NOT NULL,
-        original_name TEXT NOT NULL,
-        uploaded_at TEXT NOT NULL
-    );
-    CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        state TEXT NOT NULL,
-        file_sha256 TEXT NOT NULL REFERENCES files(sha256),
-        file_name TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        priority INTEGER NOT NULL DEFAULT 0,
-        material TEXT, nozzle REAL, size_x REAL, size_y REAL, size_z REAL,
-        req_printer TEXT, req_group TEXT,
-        printer TEXT,
-        created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
-        progress REAL, error TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX jobs_by_state ON jobs(state, priority, created_at);
-    CREATE TABLE job_events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        job_id INTEGER NOT NULL REFERENCES jobs(id),
-        at TEXT NOT NULL,
-        state TEXT NOT NULL,
-        printer TEXT,
-        detail TEXT
-    );
-    CREATE INDEX job_events_by_job ON job_events(job_id, id);
-    CREATE TABLE beds (
-        printer TEXT PRIMARY KEY,
-        clear INTEGER NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    """,
-    # 2: what the slicer says about each job, for the queue view and accounting
-    """
-    ALTER TABLE jobs ADD COLUMN filament_g REAL;
-    ALTER TABLE jobs ADD COLUMN estimated_s REAL;
-    """,
-    # 3: where each durable consumer of job events has got to (e.g. the InfluxDB job points)
-    """
-    CREATE TABLE cursors (
-        name TEXT PRIMARY KEY,
-        event_id INTEGER NOT NULL
-    );
-    """,
-]
-
+from controller.store.migrations import MIGRATIONS
 
 # Row ids are SQLite's signed 64-bit integers counted from 1; sqlite3 raises OverflowError for a Python
 # int past the top, so an id outside this range is answered as unknown before it reaches SQLite.
@@ -158,7 +105,11 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
-        self.newest_event_id = self.last_event_id()
+        # With `record_events` (AsyncStore with a feed), the job events each committed transaction
+        # wrote, for take_recorded(): published without reading them back.
+        self.record_events = False
+        self._pending_events: list[tuple[int, JobEvent]] = []
+        self._recorded: list[tuple[int, JobEvent]] = []
 
     def close(self) -> None:
         self._db.close()
@@ -182,9 +133,17 @@ class Store:
             result = fn(db)
         except BaseException:
             db.execute("ROLLBACK")
+            self._pending_events.clear()
             raise
         db.execute("COMMIT")
+        self._recorded += self._pending_events
+        self._pending_events.clear()
         return result
+
+    def take_recorded(self) -> list[tuple[int, JobEvent]]:
+        """The (event id, event) pairs committed since the last call, oldest first."""
+        recorded, self._recorded = self._recorded, []
+        return recorded
 
     def add_file(self, sha256: str, size: int, original_name: str) -> None:
         """Record an uploaded file (idempotent: the same content is stored once)."""
@@ -387,9 +346,12 @@ class Store:
     def _event(
         self, db: sqlite3.Connection, job_id: int, state: JobState, printer: str | None, detail: str | None
     ) -> None:
+        at = _now()
         cur = db.execute(
             "INSERT INTO job_events(job_id, at, state, printer, detail) VALUES (?,?,?,?,?)",
-            (job_id, _ts(_now()), state, printer, detail),
+            (job_id, _ts(at), state, printer, detail),
         )
-        # Only a hint for AsyncStore to look for new events (a rolled-back id is never read back).
-        self.newest_event_id = max(self.newest_event_id, int(cur.lastrowid or 0))
+        if self.record_events:
+            self._pending_events.append(
+                (int(cur.lastrowid or 0), JobEvent(job_id, at, state, printer, detail))
+            )

@@ -73,10 +73,6 @@ class FarmTelemetry:
                     await self._changes.wait()
             self._changes.take()
 
-    async def tick(self) -> None:
-        await self.printers()
-        await self.jobs()
-
     async def printers(self) -> None:
         now = time.time_ns()
         counts = dict.fromkeys(("printing", "awaiting_clear", "idle", "offline"), 0.0)

@@ -1,0 +1,54 @@
+"""The store's schema, one SQL script per version; a store runs the ones newer than its user_version."""
+
+MIGRATIONS: list[str] = [
+    # 1: files, jobs, job events, durable bed state
+    """
+    CREATE TABLE files (
+        sha256 TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        original_name TEXT NOT NULL,
+        uploaded_at TEXT NOT NULL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        state TEXT NOT NULL,
+        file_sha256 TEXT NOT NULL REFERENCES files(sha256),
+        file_name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        material TEXT, nozzle REAL, size_x REAL, size_y REAL, size_z REAL,
+        req_printer TEXT, req_group TEXT,
+        printer TEXT,
+        created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+        progress REAL, error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_by_state ON jobs(state, priority, created_at);
+    CREATE TABLE job_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        printer TEXT,
+        detail TEXT
+    );
+    CREATE INDEX job_events_by_job ON job_events(job_id, id);
+    CREATE TABLE beds (
+        printer TEXT PRIMARY KEY,
+        clear INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+    # 2: what the slicer says about each job, for the queue view and accounting
+    """
+    ALTER TABLE jobs ADD COLUMN filament_g REAL;
+    ALTER TABLE jobs ADD COLUMN estimated_s REAL;
+    """,
+    # 3: where each durable consumer of job events has got to (e.g. the InfluxDB job points)
+    """
+    CREATE TABLE cursors (
+        name TEXT PRIMARY KEY,
+        event_id INTEGER NOT NULL
+    );
+    """,
+]
