@@ -47,6 +47,24 @@ def seen(fleet: Fleet, name: str) -> datetime:
     return coordinator.status.last_seen
 
 
+async def until_link_closed(client: OctoPrintClient) -> None:
+    """Until OctoPrint's own REST view says the serial link is down."""
+    for _ in range(100):
+        if (await client.connection()).state != "Operational":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("OctoPrint kept the serial link open")
+
+
+async def eventually_idle(fleet: Fleet, client: OctoPrintClient, what: str) -> None:
+    """Wait for the fleet to show b idle; a timeout says what OctoPrint itself reported."""
+    try:
+        await eventually(lambda: state(fleet, "b") is PrinterState.IDLE, 15, what)
+    except AssertionError as exc:
+        host = (await client.connection()).state
+        raise AssertionError(f"{exc}; fleet shows {state(fleet, 'b')}, OctoPrint says {host!r}") from None
+
+
 async def test_fleet_tracks_prints_faults_and_dead_hosts(
     octoprint: OctoPrintFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -84,13 +102,17 @@ async def test_fleet_tracks_prints_faults_and_dead_hosts(
             b_coord = fleet.get("b")
             assert b_coord is not None
             assert b_coord.status.error
+            # As an operator would: reconnect once OctoPrint has closed the link after the error
+            # (a connect racing OctoPrint's own close can leave the host closed; that is not ours).
+            await until_link_closed(client_b)
             await client_b.connect()
-            await eventually(lambda: state(fleet, "b") is PrinterState.IDLE, 15, "b idle after error")
+            await eventually_idle(fleet, client_b, "b idle after error")
             # A serial disconnect is offline, not error; reconnect brings it back.
             await client_b.send_commands(["!!DEBUG:action_disconnect"])
             await eventually(lambda: state(fleet, "b") is PrinterState.OFFLINE, 15, "b offline")
+            await until_link_closed(client_b)
             await client_b.connect()
-            await eventually(lambda: state(fleet, "b") is PrinterState.IDLE, 15, "b idle after reconnect")
+            await eventually_idle(fleet, client_b, "b idle after reconnect")
 
         # Killing c's OctoPrint makes c offline while a and b keep updating.
         c.kill()
