@@ -1,0 +1,1 @@
+"""Accounting: measured energy, material, cost and CO2 per job; members' usage; utilisation; passports."""
