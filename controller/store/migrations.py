@@ -51,4 +51,60 @@ MIGRATIONS: list[str] = [
         event_id INTEGER NOT NULL
     );
     """,
+    # 4: accounting: measured figures per job, each plug's running energy, readings taken of running
+    # jobs, the printers' state timeline, material loaded at run time, the passport ledger
+    """
+    CREATE TABLE job_accounts (
+        job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+        energy_kwh REAL, heatup_kwh REAL, printing_kwh REAL, paused_kwh REAL,
+        energy_source TEXT,
+        gap_start_s REAL, gap_end_s REAL,
+        filament_est_g REAL, filament_measured_g REAL,
+        material_drift INTEGER NOT NULL DEFAULT 0,
+        waste_g REAL, waste_kwh REAL,
+        cost REAL, cost_energy REAL, cost_material REAL, cost_machine REAL,
+        co2_g REAL,
+        accounted_at TEXT NOT NULL
+    );
+    CREATE TABLE meters (
+        sensor TEXT PRIMARY KEY,
+        raw_kwh REAL,
+        total_kwh REAL NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE job_marks (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        energy_kwh REAL,
+        gap_s REAL,
+        weight_g REAL,
+        co2_g_per_kwh REAL,
+        resolved INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE printer_timeline (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        printer TEXT NOT NULL,
+        state TEXT NOT NULL,
+        since TEXT NOT NULL,
+        seen TEXT NOT NULL
+    );
+    CREATE INDEX printer_timeline_by_printer ON printer_timeline(printer, since);
+    CREATE TABLE material_loads (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        printer TEXT NOT NULL,
+        materials TEXT NOT NULL,
+        at TEXT NOT NULL,
+        by TEXT
+    );
+    CREATE TABLE passports (
+        job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+        seq INTEGER NOT NULL UNIQUE,
+        record TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    """,
 ]
