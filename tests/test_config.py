@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tzlocal
 
 from controller.config import EX_CONFIG, ConfigError, Role, config_warnings, load_config
 
@@ -373,3 +374,142 @@ def test_influx_defaults_are_not_keys_set(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, f"{MINIMAL}[influx]\n{v2}\n"), env={})
     assert config.influx is not None
     assert (config.influx.api, config.influx.secret) == ("v2", "t1")
+
+
+def test_example_documents_every_costs_option(tmp_path: Path) -> None:
+    shutil.copy(EXAMPLE, tmp_path / "farmctl.toml")
+    (tmp_path / "secrets").mkdir()
+    for name in ("frontdesk.token", "operator.token", "mk4-1.key", "ender-2.key", "mqtt.password"):
+        (tmp_path / "secrets" / name).write_text(f"secret-{name}\n")
+    (tmp_path / "secrets" / "influx.password").write_text("secret\n")
+    costs = load_config(tmp_path / "farmctl.toml", env={}).costs
+    assert (costs.energy_per_kwh, costs.co2_g_per_kwh, costs.machine_hour) == (0.30, 380.0, 0.50)
+    assert [(w.start, w.end, w.days) for w in costs.energy_windows] == [
+        ("22:00", "06:00", None),
+        ("06:00", "22:00", ["sat", "sun"]),
+    ]
+    assert {name: price.per_kg for name, price in costs.materials.items()} == {"PLA": 25.0, "PETG": 28.0}
+    text = EXAMPLE.read_text()
+    assert "[[costs.energy_windows]]" in text
+    assert "[costs.materials.PLA]" in text
+    for section in (costs, costs.energy_windows[0], costs.materials["PLA"]):
+        for key in type(section).model_fields:
+            if key not in ("energy_windows", "materials"):
+                assert re.search(rf"^(# )?{key} = ", text, re.M), f"{key} is not documented in the example"
+
+
+WINDOW = '[[costs.energy_windows]]\nstart = "22:00"\nend = "06:00"\nper_kwh = 0.2\n'
+
+
+@pytest.mark.parametrize(
+    ("costs", "expected"),
+    [
+        (
+            "co2_g_per_kwh = 400\nco2_sensor = 'grid'",
+            "costs.co2_sensor: set co2_g_per_kwh (a constant) or co2_sensor (a grid-intensity sensor), "
+            "not both",
+        ),
+        (
+            WINDOW,
+            "costs.energy_per_kwh: energy_windows need energy_per_kwh, the price outside the windows",
+        ),
+        (
+            f'energy_per_kwh = 0.3\n{WINDOW}[[costs.energy_windows]]\nstart = "05:00"\nend = "07:00"\n'
+            "per_kwh = 0.25",
+            "costs.energy_windows[1]: overlaps energy_windows[0] (22:00-06:00): both apply from mon 05:00 "
+            "on; each time of day may have one price only",
+        ),
+        (
+            f'energy_per_kwh = 0.3\n{WINDOW}[[costs.energy_windows]]\nstart = "00:00"\nend = "24:00"\n'
+            'per_kwh = 0.15\ndays = ["Sat"]',
+            "costs.energy_windows[1]: overlaps energy_windows[0] (22:00-06:00): both apply from sat 00:00 "
+            "on; each time of day may have one price only",
+        ),
+        (
+            f"energy_per_kwh = 0.3\n{WINDOW.replace('22:00', '25:00')}",
+            'costs.energy_windows[0].start: must be a time of day "HH:MM", e.g. "22:00" (got \'25:00\')',
+        ),
+        (
+            f"energy_per_kwh = 0.3\n{WINDOW.replace('06:00', '6:00')}",
+            'costs.energy_windows[0].end: must be a time of day "HH:MM", e.g. "22:00", or "24:00" for the '
+            "end of the day (got '6:00')",
+        ),
+        (
+            f"energy_per_kwh = 0.3\n{WINDOW.replace('06:00', '22:00')}",
+            'costs.energy_windows[0].end: end equals start: for a whole day use start = "00:00", '
+            'end = "24:00"',
+        ),
+        (
+            f'energy_per_kwh = 0.3\n{WINDOW}days = ["fr"]',
+            "costs.energy_windows[0].days[0]: must be one of: mon, tue, wed, thu, fri, sat, sun (got 'fr')",
+        ),
+        (
+            'timezone = "Mars/Olympus"',
+            'costs.timezone: must be an IANA time zone name, e.g. "Europe/Berlin" or "UTC" '
+            "(got 'Mars/Olympus')",
+        ),
+        (
+            "[costs.materials.pla]\nper_kg = 20\n[costs.materials.PLA]\nper_kg = 25",
+            "costs.materials: material PLA is given twice (names are not case-sensitive) (got a table)",
+        ),
+        (
+            "[costs.materials.PLA]\nper_kg = -1",
+            "costs.materials.PLA.per_kg: must be a number at least 0 (got -1)",
+        ),
+        ('energy_per_kwh = "cheap"', "costs.energy_per_kwh: must be a number (got 'cheap')"),
+        ("machine_hours = 1", "costs.machine_hours: unknown key; did you mean 'machine_hour'?"),
+    ],
+)
+def test_bad_costs_name_the_key(tmp_path: Path, costs: str, expected: str) -> None:
+    path = write(tmp_path, f"{MINIMAL}[costs]\n{costs}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value) == f"{path}: {expected}"
+
+
+def test_costs_load_with_their_zone(tmp_path: Path) -> None:
+    text = f'{MINIMAL}[costs]\nenergy_per_kwh = 0.3\ntimezone = "Europe/Berlin"\n{WINDOW}'
+    costs = load_config(write(tmp_path, text), env={"FARMCTL_COSTS__MACHINE_HOUR": "1.5"}).costs
+    assert str(costs.zone) == "Europe/Berlin"
+    assert costs.machine_hour == 1.5
+    assert (costs.energy_windows[0].start_minute, costs.energy_windows[0].end_minute) == (1320, 360)
+    # Without timezone: the machine's own zone, as the tz database names it.
+    assert str(load_config(write(tmp_path, MINIMAL), env={}).costs.zone) == str(tzlocal.get_localzone())
+
+
+GRID = """
+[mqtt]
+host = "127.0.0.1"
+[[sensors]]
+id = "grid"
+topic = "grid/intensity"
+profile = "json"
+measurement = "grid"
+[[sensors.fields]]
+path = "carbonIntensity"
+field = "co2_g_per_kwh"
+[[sensors]]
+id = "plug-1"
+topic = "tele/plug-1/SENSOR"
+profile = "tasmota"
+"""
+
+
+@pytest.mark.parametrize(
+    ("sensor", "expected"),
+    [
+        ("grid", None),
+        (
+            "plug-1",
+            "sensor 'plug-1' must be a json sensor with a [[sensors.fields]] entry field = \"co2_g_per_kwh\" "
+            "(the grid intensity in g/kWh)",
+        ),
+        ("nope", "no sensor with id 'nope' (sensors: grid, plug-1)"),
+    ],
+)
+def test_co2_sensor_must_be_a_grid_intensity_sensor(
+    tmp_path: Path, sensor: str, expected: str | None
+) -> None:
+    # Config._references raises this at costs.co2_sensor; here the check itself, on a loaded config.
+    config = load_config(write(tmp_path, f'{MINIMAL}[costs]\nco2_sensor = "{sensor}"\n{GRID}'), env={})
+    assert config.costs.co2_sensor_problem(config.sensors) == expected

@@ -131,8 +131,10 @@ class CostsConfig(Section):
         prices: dict[str, MaterialPrice] = {}
         for name, price in value.items():
             material = name.strip().upper()  # as PrinterConfig.materials
-            if not material or material in prices:
-                raise ValueError(f"material {name!r} is empty or given twice (names are not case-sensitive)")
+            if not material:
+                raise ValueError("a material name must not be empty")
+            if material in prices:
+                raise ValueError(f"material {material} is given twice (names are not case-sensitive)")
             prices[material] = price
         return prices
 
@@ -181,17 +183,20 @@ def _no_overlap(windows: list[EnergyWindow]) -> None:
     """Refuse two windows that share a minute: each minute has one price."""
     for j, later in enumerate(windows):
         for i, earlier in enumerate(windows[:j]):
-            for a0, a1 in earlier.week_spans():
-                for b0, b1 in later.week_spans():
-                    if max(a0, b0) < min(a1, b1):
-                        minute = max(a0, b0)
-                        day, clock = divmod(minute, DAY_MINUTES)
-                        when = f"{WEEKDAYS[day]} {clock // 60:02d}:{clock % 60:02d}"
-                        message = (
-                            f"overlaps energy_windows[{i}] ({earlier.start}-{earlier.end}), both apply "
-                            f"from {when}: each time of day may have one price only"
-                        )
-                        raise key_error(("energy_windows", j), message)
+            shared = [
+                max(a0, b0)
+                for a0, a1 in earlier.week_spans()
+                for b0, b1 in later.week_spans()
+                if max(a0, b0) < min(a1, b1)
+            ]
+            if shared:
+                day, clock = divmod(min(shared), DAY_MINUTES)
+                when = f"{WEEKDAYS[day]} {clock // 60:02d}:{clock % 60:02d}"
+                message = (
+                    f"overlaps energy_windows[{i}] ({earlier.start}-{earlier.end}): both apply "
+                    f"from {when} on; each time of day may have one price only"
+                )
+                raise key_error(("energy_windows", j), message)
 
 
 class AccountingConfig(Section):
