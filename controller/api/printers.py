@@ -1,20 +1,23 @@
-"""`/api/v1/printers`: live state of every printer."""
+"""`/api/v1/printers`: live state of every printer, its bed-clear confirmation and the material loaded."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
-from controller.api.auth import require
+from controller.api.auth import Caller, require
 from controller.api.errors import error_responses
 from controller.api.services import FleetDep, QueueDep
 from controller.config import Role
 from controller.config.errors import NAME
 from controller.core.errors import NotFound
+from controller.core.events import PrinterChanged
 from controller.fleet.coordinator import Fleet, PrinterCoordinator
+from controller.fleet.materials import MATERIAL_PATTERN, MAX_HISTORY, MAX_MATERIALS, MaterialLoad, normalise
 from controller.fleet.state import PrinterState
 from controller.jobs import job_id_of
 
@@ -41,7 +44,10 @@ class PrinterOut(BaseModel):
     file: str | None = Field(None, description="File selected on the printer", examples=["job.gcode"])
     progress: float | None = Field(None, description="Print progress in percent, 0 to 100", examples=[42.5])
     temperatures: dict[str, TemperatureOut] = Field(description="tool0…, bed, chamber")
-    materials: list[str] = Field(examples=[["PLA", "PETG"]])
+    materials: list[str] = Field(
+        description="Materials loaded now (POST …/material changes them; the config's list until the first)",
+        examples=[["PLA", "PETG"]],
+    )
     nozzle: float = Field(description="Nozzle diameter, mm", examples=[0.4])
     group: str = Field(examples=["prusa"])
     bed_clear: bool = Field(
@@ -51,7 +57,7 @@ class PrinterOut(BaseModel):
     last_seen: datetime | None = Field(None, description="Last answer from its host (UTC)")
 
 
-def printer_out(coordinator: PrinterCoordinator) -> PrinterOut:
+def printer_out(coordinator: PrinterCoordinator, fleet: Fleet) -> PrinterOut:
     status, printer = coordinator.status, coordinator.printer
     return PrinterOut(
         name=status.name,
@@ -63,7 +69,7 @@ def printer_out(coordinator: PrinterCoordinator) -> PrinterOut:
         temperatures={
             k: TemperatureOut(actual=t.actual, target=t.target) for k, t in status.temperatures.items()
         },
-        materials=printer.materials,
+        materials=list(fleet.materials.of(printer.name)),
         nozzle=printer.nozzle,
         group=printer.group,
         bed_clear=coordinator.bed_clear,
@@ -84,7 +90,7 @@ def _coordinator(fleet: Fleet, name: str) -> PrinterCoordinator:
 )
 def list_printers(fleet: FleetDep) -> list[PrinterOut]:
     """Every configured printer, in config order. Role: viewer."""
-    return [printer_out(c) for c in fleet.coordinators.values()]
+    return [printer_out(c, fleet) for c in fleet.coordinators.values()]
 
 
 @router.get(
@@ -95,7 +101,7 @@ def list_printers(fleet: FleetDep) -> list[PrinterOut]:
 )
 def get_printer(name: PrinterName, fleet: FleetDep) -> PrinterOut:
     """One printer by name. Role: viewer."""
-    return printer_out(_coordinator(fleet, name))
+    return printer_out(_coordinator(fleet, name), fleet)
 
 
 @router.post(
@@ -109,4 +115,95 @@ def get_printer(name: PrinterName, fleet: FleetDep) -> PrinterOut:
 async def clear_printer(name: PrinterName, queue: QueueDep) -> PrinterOut:
     """Confirm the bed is clear so the next job may start; 409 while printing or when already clear.
     Role: operator."""
-    return printer_out(await queue.clear(name))  # NotFound → 404
+    return printer_out(await queue.clear(name), queue.fleet)  # NotFound → 404
+
+
+# Documented with the pattern; checked by `normalise`, whose message says what a material name is.
+MaterialName = Annotated[
+    str, WithJsonSchema({"type": "string", "pattern": MATERIAL_PATTERN, "examples": ["PETG"]})
+]
+_LOAD_EXAMPLES: dict[str, Any] = {
+    "one spool": {"summary": "A PETG spool on a single-extruder printer", "value": {"materials": ["PETG"]}},
+    "multi-material": {
+        "summary": "Every spool of a multi-material unit",
+        "value": {"materials": ["PLA", "PETG"]},
+    },
+}
+
+
+class MaterialsIn(BaseModel):
+    """What is loaded on the printer from now on; replaces the list it had."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    materials: list[MaterialName] = Field(
+        min_length=1,
+        max_length=MAX_MATERIALS,
+        description="Material names, any case (kept upper-case): one word of letters, digits and + . _ -, "
+        "at most 32 characters",
+        examples=[["PETG"], ["PLA", "PETG"]],
+    )
+
+    @field_validator("materials")
+    @classmethod
+    def _materials(cls, value: list[str]) -> list[str]:
+        try:
+            return list(normalise(value))
+        except ValueError as exc:  # our message alone, without pydantic's "Value error, " before it
+            raise PydanticCustomError("material", str(exc)) from None
+
+
+class MaterialLoadOut(BaseModel):
+    """One recorded change of a printer's loaded materials."""
+
+    materials: list[str] = Field(description="Loaded from then on", examples=[["PETG"]])
+    at: datetime = Field(description="When it was recorded (UTC)")
+    by: str | None = Field(description="Name of the API token that recorded it", examples=["ops"])
+
+    @classmethod
+    def of(cls, load: MaterialLoad) -> MaterialLoadOut:
+        return cls(materials=list(load.materials), at=load.at, by=load.by)
+
+
+@router.post(
+    "/{name}/material",
+    response_model=PrinterOut,
+    responses=error_responses(
+        Role.OPERATOR,
+        {404: "No printer of that name", 422: f"{_BAD_NAME}; or no material, or not a material name"},
+    ),
+)
+async def load_material(
+    name: PrinterName,
+    body: Annotated[MaterialsIn, Body(openapi_examples=_LOAD_EXAMPLES)],
+    fleet: FleetDep,
+    caller: Annotated[Caller, Depends(require(Role.OPERATOR))],
+) -> PrinterOut:
+    """Record the materials loaded on the printer now, with the time and the caller's token name; queued
+    jobs are matched against them from the next scheduling round, which this starts. Allowed in any
+    state: a spool swapped mid-print (multi-colour) counts for the next job. Role: operator."""
+    coordinator = _coordinator(fleet, name)
+    await fleet.materials.change(name, body.materials, by=caller.name)
+    # The dispatcher takes a printer change as a reason for a round: a job waiting for this material
+    # starts now rather than at the next dispatch interval.
+    fleet.feed.publish_nowait(PrinterChanged(coordinator.status))
+    return printer_out(coordinator, fleet)
+
+
+@router.get(
+    "/{name}/materials/history",
+    dependencies=[viewer],
+    response_model=list[MaterialLoadOut],
+    responses=error_responses(
+        Role.VIEWER, {404: "No printer of that name", 422: f"{_BAD_NAME}; or a bad limit"}
+    ),
+)
+async def material_history(
+    name: PrinterName,
+    fleet: FleetDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY, description="At most this many, newest first")] = 50,
+) -> list[MaterialLoadOut]:
+    """The printer's recorded material changes, newest first (none before the first load: the config's
+    list was in use). Role: viewer."""
+    _coordinator(fleet, name)
+    return [MaterialLoadOut.of(load) for load in await fleet.materials.history(name, limit)]

@@ -1,4 +1,5 @@
-"""`farmctl printers` and `farmctl clear`: the fleet's live state and the bed-clear confirmation."""
+"""`farmctl printers`, `farmctl clear` and `farmctl load`: the fleet's live state, the bed-clear confirmation
+and the material loaded on a printer."""
 
 from __future__ import annotations
 
@@ -76,3 +77,29 @@ def clear(
         typer.echo(json.dumps(answer, indent=2))
         return
     typer.echo(f"{answer['name']}: {answer['state']}")
+
+
+@app.command(epilog=epilog("farmctl load mk4-1 PETG"))
+def load(
+    printer: Annotated[str, typer.Argument(help="Printer whose spool changed")],
+    materials: Annotated[
+        list[str],
+        typer.Argument(help="What is loaded on it now: one material, or each spool of a multi-material unit"),
+    ],
+    config: ConfigOpt = None,
+    api: ApiOpt = None,
+    token_file: TokenOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Record the material(s) loaded on a printer now; queued jobs are matched against them (operator)."""
+    body = json.dumps({"materials": materials}).encode()
+    answer = ApiClient(config, api, token_file).request(
+        "POST",
+        f"/api/v1/printers/{segment(printer)}/material",
+        content=iter([body]),
+        headers={"Content-Type": "application/json"},
+    )
+    if json_:
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    typer.echo(f"{answer['name']}: {answer['state']}, loaded {'/'.join(answer['materials'])}")

@@ -19,6 +19,7 @@ import aiohttp
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.availability import Availability, Backoff
 from controller.core.events import EventFeed, PrinterChanged
+from controller.fleet.materials import LoadedMaterials
 from controller.fleet.state import PrinterState, PrinterStatus, farm_state
 from controller.jobs import job_id_of
 from controller.jobs.beds import Beds
@@ -323,8 +324,11 @@ class Fleet:
         beds: Beds | Mapping[str, bool] | None = None,
         feed: EventFeed | None = None,
         driver_factory: DriverFactory = octoprint_driver,
+        materials: LoadedMaterials | None = None,
     ) -> None:
         self.feed = feed or EventFeed()
+        # What is loaded on each printer now (the daemon's from the store); else the config's.
+        self.materials = LoadedMaterials.from_config(printers) if materials is None else materials
         if not isinstance(beds, Beds):  # a plain map (or every bed clear) kept in memory only
             beds = Beds({p.name: True if beds is None else beds.get(p.name, False) for p in printers})
         self.beds = beds

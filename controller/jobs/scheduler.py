@@ -28,13 +28,19 @@ class PrinterSlot:
 
     @classmethod
     def from_config(
-        cls, config: PrinterConfig, state: PrinterState, job_id: int | None = None
+        cls,
+        config: PrinterConfig,
+        state: PrinterState,
+        job_id: int | None = None,
+        *,
+        materials: Sequence[str] | None = None,
     ) -> PrinterSlot:
-        """The slot for a configured printer in its current state."""
+        """The slot for a configured printer in its current state, with the `materials` loaded on it
+        now (controller.fleet.materials; the config's list only where none is given)."""
         return cls(
             config.name,
             config.group,
-            tuple(config.materials),
+            tuple(config.materials if materials is None else materials),
             config.nozzle,
             config.build_volume,
             state,

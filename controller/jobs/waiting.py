@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from controller.fleet.state import PrinterState
 from controller.jobs import Job, JobState, Requirements
@@ -84,6 +85,17 @@ def _mismatches(req: Requirements, idle: Sequence[PrinterSlot]) -> list[str]:
     return out
 
 
+def _unloaded(req: Requirements, slots: Sequence[PrinterSlot]) -> str | None:
+    """When only the material is missing: which printers would take the job, and what they hold now."""
+    if req.material is None:
+        return None
+    fitting = [s for s in slots if can_print(replace(req, material=None), s)]
+    if not fitting:
+        return None
+    held = _names([f"{s.name} has {'/'.join(s.materials)}" for s in fitting])
+    return f"no printer has {req.material.strip().upper()} loaded ({held})"
+
+
 def waiting_reasons(
     queued: Sequence[Job],
     slots: Sequence[PrinterSlot],
@@ -108,7 +120,9 @@ def waiting_reasons(
         req = job.requirements
         capable = [s for s in ordered if can_print(req, s)]
         if not capable:
-            reasons[job.id] = "no configured printer can take it now (the config changed since it was queued)"
+            reasons[job.id] = _unloaded(req, ordered) or (
+                "no configured printer can take it now (the config changed since it was queued)"
+            )
             continue
         free = [s for s in capable if s.state is PrinterState.IDLE]
         parts: list[str] = []
