@@ -20,6 +20,7 @@ class PrinterSpec:
     materials: tuple[str, ...] = ("PLA",)
     nozzle: float = 0.4
     build_volume: tuple[float, float, float] = (220.0, 220.0, 250.0)
+    extra: tuple[str, ...] = ()  # more `key = value` lines of its [[printers]] entry (plug, scale)
 
 
 def write_config(
@@ -66,6 +67,7 @@ def write_config(
             f"materials = [{materials}]",
             f"nozzle = {p.nozzle}",
             "build_volume = [" + ", ".join(str(v) for v in p.build_volume) + "]",
+            *p.extra,
         ]
     path = etc / "farmctl.toml"
     path.write_text("\n".join(lines) + "\n")

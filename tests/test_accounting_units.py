@@ -118,3 +118,46 @@ def test_a_failed_print_is_waste_and_drift_is_flagged() -> None:
     assert cancelled.waste_kwh is None
     assert cancelled.waste_g == pytest.approx(70.0)  # measured wins over the estimate
     assert cancelled.material_drift  # 70 g against 50 g: 40 % apart
+
+
+def test_a_coarse_counter_is_refined_by_power_between_its_steps() -> None:
+    # A Zigbee2MQTT plug reporting kWh with 2 decimals: steps of 10 Wh. 360 W for 50 s is 5 Wh.
+    meter = PlugMeter("dryer")
+    meter.counter(0, 1.00)
+    meter.counter(1, 1.01)  # one step seen: the resolution is 0.01 kWh
+    meter.power(1, 360.0)
+    for second in range(2, 52):
+        meter.counter(second, 1.01)
+        meter.power(second, 360.0)
+    refined = meter.series.at(51)
+    assert refined is not None
+    assert refined.value == pytest.approx(0.01 + 0.005)
+    # The filled-in part never exceeds one step: the counter rules over the long run.
+    for second in range(52, 300):
+        meter.power(second, 360.0)
+    capped = meter.series.at(299)
+    assert capped is not None
+    assert capped.value == pytest.approx(0.02)
+    meter.counter(300, 1.03)
+    assert meter.total_kwh == pytest.approx(0.03)
+
+
+def test_a_coarse_counter_that_has_not_stepped_yet_is_refined_by_its_decimals() -> None:
+    meter = PlugMeter("dryer")
+    meter.counter(0, 3.57)  # 2 decimals: steps of at most 0.01 kWh
+    meter.power(0, 36.0)
+    meter.counter(100, 3.57)
+    meter.power(100, 36.0)  # 36 W for 100 s = 1 Wh, below one step
+    value = meter.series.at(100)
+    assert value is not None
+    assert value.value == pytest.approx(0.001)
+
+
+def test_a_reset_between_reports_keeps_the_power_drawn_before_it() -> None:
+    meter = PlugMeter("plug-1")
+    meter.power(0, 3600.0)
+    meter.counter(0, 5.0)
+    meter.power(10, 3600.0)  # 3.6 kW for 10 s: 0.01 kWh
+    meter.counter(10, 0.004)  # reset 4 s before this report: the counter has only the last 0.004
+    assert meter.total_kwh == pytest.approx(0.01)
+    assert meter.resets == 1

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from controller.accounting.figures import Figures, Mark, Phase
 from controller.accounting.meter import MeterState
+from controller.accounting.tariffs import JobCosts
 
 # The stored cursor of the accountant in job_events.
 ACCOUNTING_CURSOR = "accounting"
@@ -173,9 +174,9 @@ def accounts_for(db: sqlite3.Connection, job_ids: Iterable[int]) -> dict[int, Ac
 
 
 def account_from(
-    job_id: int, figures: Figures, source: str | None, at: datetime, **costs: float | None
+    job_id: int, figures: Figures, source: str | None, at: datetime, priced: JobCosts
 ) -> Account:
-    """An Account from measured figures and the priced amounts (cost, cost_energy, …, co2_g)."""
+    """An Account from a print's measured figures and what they cost."""
     return Account(
         job_id=job_id,
         energy_kwh=figures.energy_kwh,
@@ -190,6 +191,10 @@ def account_from(
         material_drift=figures.material_drift,
         waste_g=figures.waste_g,
         waste_kwh=figures.waste_kwh,
+        cost=priced.cost,
+        cost_energy=priced.cost_energy,
+        cost_material=priced.cost_material,
+        cost_machine=priced.cost_machine,
+        co2_g=priced.co2_g,
         accounted_at=at,
-        **costs,  # type: ignore[arg-type]
     )

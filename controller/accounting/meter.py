@@ -19,6 +19,9 @@ RESET_TOLERANCE_KWH = 1e-6
 # Samples kept per series for interpolation: enough for 2 h of 1 s reports (a mark waits at most
 # [accounting] settle_s for the sample after it, so only recent history is ever asked for).
 HISTORY = 7200
+# A counter whose steps are this coarse or coarser (Tasmota's default 3 decimals of kWh, Zigbee2MQTT's
+# 2) cannot tell a short print's energy: its power readings fill in between the steps.
+COARSE_STEP_KWH = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,9 @@ class PlugMeter:
         self._raw = state.raw_kwh if state else None
         self._total = state.total_kwh if state else 0.0
         self._power: tuple[float, float] | None = None  # (t, W) of the last power sample
+        self._step: float | None = None  # the smallest rise of the counter seen: its resolution
+        self._since_step = 0.0  # kWh of integrated power since the counter last rose
+        self._since_report = 0.0  # kWh of integrated power since the counter's last report
         if state is not None:
             self.series.add(state.at, state.total_kwh)
 
@@ -118,25 +124,56 @@ class PlugMeter:
     def counter(self, t: float, raw_kwh: float) -> None:
         """A counter reading: the total grows by the rise, or by the new value after a reset."""
         self.source = Source.COUNTER
+        finest = _resolution(raw_kwh)
+        self._step = finest if self._step is None else min(self._step, finest)
         if self._raw is not None:
-            if raw_kwh >= self._raw - RESET_TOLERANCE_KWH:
-                self._total += max(0.0, raw_kwh - self._raw)
-            else:
+            rise = raw_kwh - self._raw
+            if rise > RESET_TOLERANCE_KWH:
+                self._total += rise
+                self._step = rise if self._step is None else min(self._step, rise)
+                self._since_step = 0.0
+            elif rise < -RESET_TOLERANCE_KWH:
+                # Counted since the reset, or, if more, the power drawn since the last report: the
+                # energy between that report and the reset is lost to the counter but not to power.
                 self.resets += 1
-                self._total += raw_kwh  # counted since the reset
+                self._total += max(raw_kwh, self._since_report)
+                self._since_step = 0.0
         self._raw = raw_kwh
+        self._since_report = 0.0
         self._record(t)
 
     def power(self, t: float, watts: float) -> None:
-        """A power reading: integrated (trapezoid) only for a plug that has never sent a counter."""
+        """A power reading (give it before the counter of the same report), integrated (trapezoid):
+        the total of a plug that never sent a counter; for one that does, what fills in between the
+        counter's steps (see `_record`) and what a reset would otherwise lose."""
         previous, self._power = self._power, (t, watts)
-        if self.source is Source.COUNTER:
+        if previous is None or t <= previous[0]:
             return
-        self.source = Source.POWER
-        if previous is not None and t > previous[0]:
-            self._total += (previous[1] + watts) / 2 * (t - previous[0]) / 3_600_000
+        kwh = (previous[1] + watts) / 2 * (t - previous[0]) / 3_600_000
+        if self.source is Source.COUNTER:
+            self._since_step += kwh
+            self._since_report += kwh
+        else:
+            self.source = Source.POWER
+            self._total += kwh
         self._record(t)
 
     def _record(self, t: float) -> None:
-        self.series.add(t, self._total)
+        # A counter counts in steps of its resolution: 10 Wh for a Zigbee2MQTT plug reporting kWh
+        # with 2 decimals, more than a short print uses. Between steps the integrated power fills in,
+        # never more than one step. Only for a coarse counter: a finer one is followed exactly, since the
+        # integrated power cannot know where between two reports the counter passed its last step.
+        coarse = self._step is not None and self._step >= COARSE_STEP_KWH
+        filled = min(self._since_step, self._step) if coarse and self._step is not None else 0.0
+        self.series.add(t, self._total + filled)
         self.dirty = True
+
+
+def _resolution(raw_kwh: float) -> float:
+    """The finest step a counter value can show, by its decimals (1.01 → 0.01): an upper bound of the
+    counter's resolution before a rise shows it, so a coarse counter is refined from its first report."""
+    for decimals in range(7):
+        scaled = raw_kwh * 10**decimals
+        if abs(scaled - round(scaled)) < 1e-6:
+            return float(10**-decimals)
+    return 1e-7

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from controller.accounting.ledger import Account, accounts_for
 from controller.api.auth import Caller, require
 from controller.api.errors import error_responses
 from controller.api.forms import SubmitForm, submit_body
@@ -68,10 +70,31 @@ class JobOut(BaseModel):
     finished_at: datetime | None = None
     progress: float | None = Field(None, description="Percent, 0 to 100", examples=[42.5])
     estimated_s: float | None = Field(None, description="Slicer's print time estimate, seconds")
-    filament_g: float | None = Field(None, description="Filament in grams (slicer or computed from moves)")
-    energy_kwh: float | None = Field(None, description="Measured energy (once power metering is set up)")
-    cost: float | None = None
-    co2_g: float | None = None
+    filament_g: float | None = Field(
+        None,
+        description="Filament in grams: weighed by the printer's scale once the print ended, else the "
+        "slicer's estimate (or computed from the moves)",
+    )
+    filament_est_g: float | None = Field(None, description="The slicer's estimate, grams")
+    filament_measured_g: float | None = Field(
+        None, description="Weighed: the scale's reading at the start less at the end"
+    )
+    material_drift: bool = Field(
+        False, description="Measured grams differ from the estimate by more than [accounting] drift_pct"
+    )
+    energy_kwh: float | None = Field(
+        None, description="Measured by the printer's plug(s) from start to end; null without a plug"
+    )
+    heatup_kwh: float | None = Field(None, description="Of energy_kwh: until the heaters reached target")
+    printing_kwh: float | None = Field(None, description="Of energy_kwh: printing")
+    paused_kwh: float | None = Field(None, description="Of energy_kwh: while paused")
+    energy_gap_s: float | None = Field(
+        None, description="The larger distance of a plug reading from the print's start or end, seconds"
+    )
+    waste_g: float | None = Field(None, description="A failed or cancelled print's grams")
+    waste_kwh: float | None = Field(None, description="A failed or cancelled print's energy")
+    cost: float | None = Field(None, description="Energy + material + machine time, in [costs] currency")
+    co2_g: float | None = Field(None, description="Energy x the grid's gCO2/kWh")
     attempts: int = Field(0, description="How often it was sent to a printer")
     error: str | None = Field(None, description="Why it failed, or why it went back to the queue")
     waiting: str | None = Field(
@@ -98,7 +121,7 @@ class JobEventsOut(BaseModel):
     events: list[JobEventOut]
 
 
-def job_out(job: Job, queue: JobQueue) -> JobOut:
+def job_out(job: Job, queue: JobQueue, account: Account | None = None) -> JobOut:
     progress = job.progress
     coordinator = queue.fleet.get(job.printer) if job.printer and job.state.active else None
     if coordinator is not None and coordinator.status.file == job.remote_name:
@@ -123,13 +146,43 @@ def job_out(job: Job, queue: JobQueue) -> JobOut:
         finished_at=job.finished_at,
         progress=progress,
         estimated_s=job.estimated_s,
-        filament_g=job.filament_g,
+        filament_g=account.filament_g if account is not None else job.filament_g,
+        filament_est_g=job.filament_g,
+        **(_measured(account) if account is not None else {}),
         attempts=job.attempts,
         error=job.error,
         waiting=(queue.waiting.get(job.id) or "waits for the next scheduling round")
         if job.state is JobState.QUEUED
         else None,
     )
+
+
+def _measured(account: Account) -> dict[str, Any]:
+    gaps = [g for g in (account.gap_start_s, account.gap_end_s) if g is not None]
+    return {
+        "filament_measured_g": account.filament_measured_g,
+        "material_drift": account.material_drift,
+        "energy_kwh": account.energy_kwh,
+        "heatup_kwh": account.heatup_kwh,
+        "printing_kwh": account.printing_kwh,
+        "paused_kwh": account.paused_kwh,
+        "energy_gap_s": max(gaps) if gaps else None,
+        "waste_g": account.waste_g,
+        "waste_kwh": account.waste_kwh,
+        "cost": account.cost,
+        "co2_g": account.co2_g,
+    }
+
+
+async def _accounts(queue: JobQueue, jobs: list[Job]) -> dict[int, Account]:
+    ids = [j.id for j in jobs if j.state.finished and j.started_at is not None]
+    if not ids:
+        return {}
+    return await queue.store.call(queue.store.sync.read, partial(accounts_for, job_ids=ids))
+
+
+def _outs(queue: JobQueue, jobs: list[Job], accounts: dict[int, Account]) -> list[JobOut]:
+    return [job_out(j, queue, accounts.get(j.id)) for j in jobs]
 
 
 @router.post(
@@ -191,7 +244,8 @@ async def list_jobs(
     ] = None,
 ) -> JobsOut:
     """Every job, oldest first; `?state=queued&state=printing` filters. Role: viewer."""
-    return JobsOut(jobs=[job_out(j, queue) for j in await queue.list(state)])
+    jobs = await queue.list(state)
+    return JobsOut(jobs=_outs(queue, jobs, await _accounts(queue, jobs)))
 
 
 @router.get(
@@ -201,7 +255,8 @@ async def list_jobs(
 )
 async def get_job(job_id: JobId, queue: QueueDep, _: Viewer) -> JobOut:
     """One job. Role: viewer."""
-    return job_out(await queue.get(job_id), queue)
+    job = await queue.get(job_id)
+    return _outs(queue, [job], await _accounts(queue, [job]))[0]
 
 
 @router.get(

@@ -1,6 +1,8 @@
-"""`[[members]]`: the people who own jobs, their monthly quotas and web login."""
+"""`[[members]]`: the people who own jobs and their monthly quotas; `[membership]`: who else may own one."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -11,6 +13,13 @@ from controller.config.errors import NAME
 class MemberConfig(Section):
     """`[[members]]`: one workshop member (a job's owner)."""
 
-    name: str = Field(pattern=NAME)
-    quota_g: float | None = Field(None, gt=0)
-    quota_cost: float | None = Field(None, gt=0)
+    name: str = Field(pattern=NAME, description="The owner name jobs are submitted and billed under")
+    quota_g: float | None = Field(None, gt=0, description="Filament grams per calendar month")
+    quota_cost: float | None = Field(None, gt=0, description="Cost per calendar month, in [costs] currency")
+
+
+class MembershipConfig(Section):
+    """`[membership]`: whether a job may belong to someone not listed in `[[members]]`."""
+
+    # "refuse" only bites once [[members]] lists someone: with no members, every owner is accepted.
+    unknown_owners: Literal["allow", "refuse"] = "refuse"

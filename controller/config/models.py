@@ -6,9 +6,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from controller.config.base import Section as _Section
+from controller.config.costs import AccountingConfig, CostsConfig
 from controller.config.errors import IDENTIFIER, NAME, URL, key_error
+from controller.config.members import MemberConfig, MembershipConfig
 from devices.sensors.topics import valid_filter
 
 
@@ -22,10 +25,6 @@ class Role(StrEnum):
     @property
     def rank(self) -> int:
         return list(Role).index(self)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ControllerConfig(_Section):
@@ -110,13 +109,22 @@ class PrinterConfig(_Section):
     materials: list[str] = Field(default_factory=lambda: ["PLA"], min_length=1)
     nozzle: float = Field(0.4, gt=0, le=5)
     build_volume: tuple[float, float, float] = (220.0, 220.0, 250.0)
-    plug: str | None = None
+    plug: str | list[str] | None = Field(
+        None, description="The [[sensors]] id of its smart plug, or a list (printer, enclosure, dryer)"
+    )
     scale: str | None = None
     _api_key: SecretStr = PrivateAttr(default=SecretStr(""))
 
     @property
     def api_key(self) -> str:
         return self._api_key.get_secret_value()
+
+    @property
+    def plugs(self) -> list[str]:
+        """The sensor ids of every plug metering this printer (`plug` as a list)."""
+        if self.plug is None:
+            return []
+        return [self.plug] if isinstance(self.plug, str) else list(self.plug)
 
     @field_validator("materials")
     @classmethod
@@ -257,6 +265,10 @@ class Config(_Section):
     mqtt: MqttConfig | None = None
     sensors: list[SensorConfig] = Field(default_factory=list)
     influx: InfluxConfig | None = None
+    costs: CostsConfig = Field(default_factory=CostsConfig)
+    accounting: AccountingConfig = Field(default_factory=AccountingConfig)
+    members: list[MemberConfig] = Field(default_factory=list)
+    membership: MembershipConfig = Field(default_factory=MembershipConfig)
 
     @model_validator(mode="after")
     def _references(self) -> Self:
@@ -269,10 +281,15 @@ class Config(_Section):
                 raise key_error(("sensors", i, "printer"), message)
         ids = [s.id for s in self.sensors]
         for i, printer in enumerate(self.printers):
-            for key, sensor_id in (("plug", printer.plug), ("scale", printer.scale)):
+            bound = [("plug", plug) for plug in printer.plugs] + [("scale", printer.scale)]
+            for key, sensor_id in bound:
                 if sensor_id is not None and sensor_id not in ids:
                     message = f"no sensor with id {sensor_id!r} ({_listing('sensors', ids)})"
                     raise key_error(("printers", i, key), message)
+        _require_unique([m.name for m in self.members], "members", "member name")
+        problem = self.costs.co2_sensor_problem(self.sensors)
+        if problem is not None:
+            raise key_error(("costs", "co2_sensor"), problem)
         if self.sensors and self.mqtt is None:
             raise key_error("sensors", "[[sensors]] need an [mqtt] section (the broker they publish to)")
         return self

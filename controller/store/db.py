@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from controller.core.errors import NotFound as NotFound  # controller.store's NotFound
 from controller.jobs import Job, JobState, Requirements, check_transition
@@ -20,6 +20,7 @@ from controller.store.migrations import MIGRATIONS
 # Row ids are SQLite's signed 64-bit integers counted from 1; sqlite3 raises OverflowError for a Python
 # int past the top, so an id outside this range is answered as unknown before it reaches SQLite.
 MAX_ID = 2**63 - 1
+T = TypeVar("T")
 
 
 def _storable(job_id: int) -> bool:
@@ -139,6 +140,18 @@ class Store:
         self._recorded += self._pending_events
         self._pending_events.clear()
         return result
+
+    def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in one write transaction (BEGIN IMMEDIATE … COMMIT; rolled back if it raises).
+
+        For the packages that keep their own tables (accounting, reports): their SQL stays with them.
+        """
+        result: T = self._run(fn)
+        return result
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the connection for reading (no transaction of its own)."""
+        return fn(self._db)
 
     def take_recorded(self) -> list[tuple[int, JobEvent]]:
         """The (event id, event) pairs committed since the last call, oldest first."""

@@ -8,7 +8,10 @@ import contextlib
 import logging
 import time
 from collections import deque
+from datetime import UTC, datetime
+from functools import partial
 
+from controller.accounting.ledger import Account, account_of
 from controller.core.events import JobChanged
 from controller.fleet.coordinator import Fleet
 from controller.fleet.state import PrinterState
@@ -34,8 +37,17 @@ class FarmTelemetry:
     still in memory are sent again (the same point twice is one point to InfluxDB: same series, same
     time)."""
 
-    def __init__(self, fleet: Fleet, store: AsyncStore, writer: TelemetryWriter, *, interval: float) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        store: AsyncStore,
+        writer: TelemetryWriter,
+        *,
+        interval: float,
+        account_wait_s: float = 0.0,
+    ) -> None:
         self.fleet = fleet
+        self.account_wait_s = account_wait_s
         self.store = store
         self.writer = writer
         self.interval = interval
@@ -98,7 +110,8 @@ class FarmTelemetry:
         await self.writer.put(to_line(Point("farm", {}, counts, now)))
 
     async def jobs(self) -> None:
-        """One `job` point per job state change since the last call."""
+        """One `job` point per job state change since the last call; the end of a print carries its
+        measured figures, so with an accountant its point waits (at most `account_wait_s`) for them."""
         if self._cursor is None:
             return
         while True:
@@ -109,6 +122,14 @@ class FarmTelemetry:
                     fields["duration_s"] = (job.finished_at - job.started_at).total_seconds()
                 if job.filament_g is not None and event.state is JobState.COMPLETED:
                     fields["filament_g"] = job.filament_g
+                if event.state.finished and job.started_at is not None and self.account_wait_s > 0:
+                    account = await self.store.call(self.store.sync.read, partial(account_of, job_id=job.id))
+                    if account is None or account.accounted_at is None or account.accounted_at < event.at:
+                        if (datetime.now(UTC) - event.at).total_seconds() < self.account_wait_s:
+                            return  # the next round looks again
+                        account = None  # written without: the accountant is late or not running
+                    if account is not None:
+                        fields.update(account_fields(account))
                 tags = {
                     "printer": event.printer or "",
                     "owner": job.owner,
@@ -132,3 +153,18 @@ class FarmTelemetry:
         if newest is not None and newest != self._stored:
             await self.store.call(self.store.sync.set_cursor, JOB_POINTS_CURSOR, newest)
             self._stored = newest
+
+
+def account_fields(account: Account) -> dict[str, float]:
+    """The `job` point's measured fields (DESIGN.md schema): those an account has."""
+    values = {
+        "energy_kwh": account.energy_kwh,
+        "heatup_kwh": account.heatup_kwh,
+        "filament_g": account.filament_g,
+        "filament_est_g": account.filament_est_g,
+        "waste_g": account.waste_g,
+        "waste_kwh": account.waste_kwh,
+        "cost": account.cost,
+        "co2_g": account.co2_g,
+    }
+    return {name: float(value) for name, value in values.items() if value is not None}
