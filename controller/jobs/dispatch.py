@@ -111,7 +111,8 @@ class Dispatcher:
                 state = PrinterState.AWAITING_CLEAR  # an offline or failed printer says so instead
             job = on_printer.get(name)
             job_id = job.id if job else self._uploading.get(name, job_id_of(coordinator.status.file))
-            slots.append(PrinterSlot.from_config(coordinator.printer, state, job_id))
+            loaded = self.fleet.materials.of(name)
+            slots.append(PrinterSlot.from_config(coordinator.printer, state, job_id, materials=loaded))
         queued = await self.store.call(self.store.sync.list_jobs, [JobState.QUEUED])
         now = self._clock()
         plan = schedule(
