@@ -7,6 +7,7 @@ import asyncio
 from fastapi import FastAPI
 
 from controller.api import docs, errors, jobs, metrics, printers
+from controller.api import reports as reports_api
 from controller.api import utilisation as utilisation_report
 from controller.api.collector import FarmMetrics, MetricSources
 from controller.api.errors import error_responses
@@ -56,6 +57,7 @@ def create_app(
 
     app.include_router(printers.router)
     app.include_router(jobs.router)
+    app.include_router(reports_api.router)
     app.include_router(utilisation_report.router)
     app.include_router(metrics.router, responses=error_responses(Role.VIEWER, inline=True))
     docs.install(app, config.api.docs, services.tokens)

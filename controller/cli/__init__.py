@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+import controller.cli.report  # noqa: F401 - registers report and passport
 from controller.cli import daemon, printers, queue  # noqa: F401 - each module registers its commands
 from controller.cli.app import app
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from controller.accounting.members import Estimate, check_submission
 from controller.config import Config
 from controller.core.errors import BadInput, Conflict, Unprocessable, UnsupportedFile
 from controller.fleet.coordinator import Fleet, PrinterCoordinator
@@ -111,6 +112,8 @@ class JobQueue:
         """Store the file, read its G-code metadata off the loop and queue one job per copy."""
         check_file_name(file_name)
         self.check_options(options)
+        owner = options.owner or caller
+        await check_submission(self.config, self.store, owner)  # not a member, or past a quota already
         stored = await self.files.save(chunks, limit=self.config.jobs.upload_limit)
         try:
             info = await asyncio.to_thread(read_gcode_info, stored.path, display_name=file_name)
@@ -122,6 +125,8 @@ class JobQueue:
                 group=options.group,
             )
             self._check_printable(req, file_name)
+            estimate = Estimate(info.filament_g, info.estimated_s, req.material, options.copies)
+            await check_submission(self.config, self.store, owner, estimate)
             jobs = await self._record(stored, file_name, info, req, options, caller)
         except GcodeError as exc:
             await self._forget(stored)

@@ -100,11 +100,13 @@ MIGRATIONS: list[str] = [
         by TEXT
     );
     CREATE TABLE passports (
-        job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
-        seq INTEGER NOT NULL UNIQUE,
+        seq INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        attempt INTEGER NOT NULL,
         record TEXT NOT NULL,
         prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
+        hash TEXT NOT NULL,
+        UNIQUE (job_id, attempt)
     );
     """,
 ]
