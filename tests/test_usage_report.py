@@ -334,3 +334,9 @@ async def test_usage_over_the_api_and_farmctl_report_csv(tmp_path: Path) -> None
         assert "group_by" in run.err
         run = await farmctl("report", "--csv", "--json", "--config", path)
         assert run.code == 64
+        # --utilisation shows the utilisation report's rows instead (by printer unless --by says).
+        run = await farmctl("report", "--utilisation", "--by", "farm", "--csv", "--config", path)
+        assert run.code == 0, run.err
+        header, *rows = list(csv.reader(io.StringIO(run.out)))
+        assert header[:3] == ["key", "period_s", "printing_h"]
+        assert [row[0] for row in rows] == ["farm"]
