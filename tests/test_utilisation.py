@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 
 from controller.accounting.timeline import TimelineRecorder
+from controller.cli.utilisation import query_params, show
 from controller.config import Config, load_config
 from controller.core.events import EventFeed
 from controller.fleet.coordinator import Fleet, fleet_session
@@ -164,7 +168,7 @@ def _iso(at: datetime) -> str:
 
 
 async def test_report_of_a_running_farm_after_a_real_print(
-    octoprint: OctoPrintFactory, tmp_path: Path
+    octoprint: OctoPrintFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (peer,) = octoprint(1)
     sections = "[jobs]\ndispatch_interval = 0.5\n"
@@ -192,7 +196,7 @@ async def test_report_of_a_running_farm_after_a_real_print(
         (row,) = report["rows"]
         farm_resp = await farm.api.get(
             "/api/v1/reports/utilisation",
-            params={"group_by": "farm", "since": _iso(begin), "until": _iso(until)},
+            params=query_params(_iso(begin), _iso(until), "farm"),
             headers=viewer,
         )
         (farm_row,) = farm_resp.json()["rows"]
@@ -205,6 +209,8 @@ async def test_report_of_a_running_farm_after_a_real_print(
             ({"since": _iso(begin), "until": _iso(begin)}, "since must be before until"),
             ({"group_by": "owner"}, "group_by"),
             ({"until": "0001-01-01T00:00:00"}, "out of range"),
+            ({"until": "9999-12-31T23:00:00-05:00"}, "out of range"),
+            ({"until": "0.5"}, "ISO 8601"),  # not seconds since 1970
         ]
         for query, message in bad:
             answer = await farm.api.get("/api/v1/reports/utilisation", params=query, headers=viewer)
@@ -246,3 +252,18 @@ async def test_report_of_a_running_farm_after_a_real_print(
     assert farm_row["key"] == "farm"
     assert farm_row["jobs_completed"] == 1
     assert farm_row["bed_clear_wait_median_s"] == pytest.approx(waited_s, abs=1e-3)
+
+    # What `farmctl report --utilisation` prints of these rows: CSV with every field (null as empty),
+    # JSON as the API gave it, and a table for a person.
+    show(report["rows"], as_json=False, as_csv=True)
+    (line,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert list(line) == list(row)
+    assert float(line["bed_clear_wait_median_s"]) == row["bed_clear_wait_median_s"]
+    assert line["off_h"] == "0.0"
+    show(group.json()["rows"], as_json=True, as_csv=False)
+    assert json.loads(capsys.readouterr().out) == group.json()["rows"]
+    show([{**row, "availability": None}], as_json=False, as_csv=False)
+    table = capsys.readouterr().out
+    assert "p1" in table
+    assert "100.0%" in table  # quality
+    assert f"{row['performance'] * 100:.1f}%" in table

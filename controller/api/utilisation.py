@@ -3,12 +3,13 @@ printers' recorded state timeline (definitions in controller/accounting/oee.py).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
 from controller.accounting import oee
 from controller.accounting.oee import TimelineState
@@ -22,6 +23,26 @@ from controller.core.errors import Unprocessable
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Viewer = Annotated[Caller, Depends(require(Role.VIEWER))]
 DEFAULT_PERIOD = timedelta(days=7)
+
+
+def _iso_only(value: object) -> object:
+    """Refuse what pydantic would read as seconds since 1970 (`until=0.5`): the API takes ISO 8601."""
+    if isinstance(value, str) and not re.match(r"\d{4}-", value):
+        raise ValueError("not an ISO 8601 time such as 2026-03-01 or 2026-03-01T08:00:00Z")
+    return value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A time without a zone is UTC."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past the last year a datetime holds
+        raise ValueError("out of range") from None
+
+
+Time = Annotated[datetime | None, BeforeValidator(_iso_only), AfterValidator(_utc)]
 
 
 class GroupBy(StrEnum):
@@ -70,11 +91,6 @@ class UtilisationOut(BaseModel):
     rows: list[UtilisationRow]
 
 
-def _utc(value: datetime) -> datetime:
-    """A time without a zone is UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def row_out(row: oee.Utilisation) -> UtilisationRow:
     hours = {f"{state}_h": row.hours[state] for state in TimelineState}
     return UtilisationRow(
@@ -106,19 +122,18 @@ async def utilisation_report(
     _: Viewer,
     group_by: Annotated[GroupBy, Query(description="printer | group | farm")] = GroupBy.PRINTER,
     since: Annotated[
-        datetime | None,
-        Query(description="Start, ISO 8601 (UTC when no zone is given); default: until - 7 days"),
+        Time, Query(description="Start, ISO 8601 (UTC when no zone is given); default: until - 7 days")
     ] = None,
-    until: Annotated[datetime | None, Query(description="End, ISO 8601; default: now")] = None,
+    until: Annotated[Time, Query(description="End, ISO 8601; default: now")] = None,
 ) -> UtilisationOut:
     """Per printer, group or the whole farm over [since, until): hours in each state, availability,
     performance, quality, OEE, utilisation, jobs and bed-clear waits; null where a figure is undefined
     (no planned time, no completed job with an estimate, no finished job, no wait). Role: viewer."""
     now = datetime.now(UTC)
+    end = until or now
     try:
-        end = _utc(until) if until is not None else now
-        start = _utc(since) if since is not None else end - DEFAULT_PERIOD
-    except OverflowError:  # e.g. 0001-01-01 minus the default week, or a zone past year 9999
+        start = since or end - DEFAULT_PERIOD
+    except OverflowError:  # 0001-01-01 minus the default week
         raise Unprocessable("since or until is out of range") from None
     if start >= end:
         raise Unprocessable("since must be before until")

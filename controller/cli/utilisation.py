@@ -32,16 +32,23 @@ def query_params(since: str | None, until: str | None, group_by: str) -> dict[st
     return params
 
 
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _pct(value: object) -> str:
-    return "-" if value is None else f"{float(str(value)) * 100:.1f}%"
+    number = _number(value)
+    return "-" if number is None else f"{number * 100:.1f}%"
 
 
 def _hours(value: object) -> str:
-    return f"{float(str(value)):.1f}"
+    number = _number(value)
+    return "-" if number is None else f"{number:.1f}"
 
 
 def _minutes(value: object) -> str:
-    return "-" if value is None else f"{float(str(value)) / 60:.1f}"
+    number = _number(value)
+    return "-" if number is None else f"{number / 60:.1f}"
 
 
 def show(rows: list[dict[str, object]], *, as_json: bool, as_csv: bool) -> None:
