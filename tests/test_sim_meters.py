@@ -212,6 +212,24 @@ async def test_relay_command_switches_the_load_off_and_on(
         assert [r["result"] for r in replies] == [{"was_on": True}, {"was_on": False}]
 
 
+async def test_relay_off_cuts_the_printers_mains(
+    mosquitto: MosquittoPeer, octoprint: OctoPrintFactory
+) -> None:
+    (peer,) = octoprint(1)
+    async with (
+        OctoPrintClient(peer.url, peer.api_key) as printer,
+        listening(mosquitto, "stat/#") as (_, client),
+    ):
+        plug = SimMeterPlug("tasmota", "p1", Broker("127.0.0.1", mosquitto.port), printer, cuts_printer=True)
+        async with running(plug):
+            await client.publish("cmnd/p1/POWER", b"OFF", qos=1)
+            await wait_state(printer, "Offline", 10)
+            assert plug.power_w == 0.0
+            await client.publish("cmnd/p1/POWER", b"ON", qos=1)
+            await wait_state(printer, "Operational", 10)
+            await eventually(lambda: plug.power_w == 4.0, 5, "standby power again")
+
+
 async def test_counter_reset_and_restart(mosquitto: MosquittoPeer) -> None:
     plug = SimMeterPlug("zigbee2mqtt", "dev", Broker("127.0.0.1", mosquitto.port),
                         model=PowerModel(standby_w=2000.0), publish_s=0.2, kwh_decimals=8)  # fmt: skip
@@ -235,6 +253,16 @@ async def test_counter_reset_and_restart(mosquitto: MosquittoPeer) -> None:
         gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(heard.readings(spec))]
         assert max(gaps) >= 1.4  # nothing was published while it rebooted
         assert heard.readings(spec)[-1][1].fields["energy_kwh"] > after.fields["energy_kwh"]  # counter kept
+
+
+async def test_plug_publishes_again_after_a_broker_restart(mosquitto: MosquittoPeer) -> None:
+    plug = SimMeterPlug("tasmota", "dev", Broker("127.0.0.1", mosquitto.port), publish_s=0.2)
+    async with running(plug):
+        await asyncio.to_thread(mosquitto.stop)
+        await eventually(lambda: not plug.connected.is_set(), 5, "the plug to notice")
+        await asyncio.to_thread(mosquitto.start_and_wait)
+        async with listening(mosquitto, "tele/dev/SENSOR") as (heard, _):
+            await eventually(lambda: len(heard.on("tele/dev/SENSOR")) >= 2, 10, "telemetry after the restart")
 
 
 async def test_scale_weight_falls_by_the_files_filament(

@@ -155,6 +155,9 @@ def test_shelly_answers_its_rpc_caller() -> None:
     assert command is not None
     reply = json.loads(wire.shelly_reply("p", command, True, meter(), 6))
     assert reply == {"id": 7, "src": "p", "dst": "farm", "result": {"was_on": True}}
+    sneaky = wire.parse_command(PlugVendor.shelly, "p", "p/rpc", rpc.replace(b'"farm"', b'"x/#"'))
+    assert sneaky is not None
+    assert sneaky.reply_to is None  # no answer to a topic filter
 
 
 def test_extrusion_profile_follows_modes_resets_and_retractions() -> None:

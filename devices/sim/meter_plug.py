@@ -40,7 +40,9 @@ _KWH_PER_WS = 1.0 / 3.6e6
 class SimMeterPlug:
     """A Tasmota, Shelly Gen2 or Zigbee2MQTT metering plug. `device` is the Tasmota topic, the Shelly
     id or the Zigbee2MQTT friendly name. Without a `printer` it draws the model's `standby_w` while
-    its relay is on: a constant load (a filament dryer, an enclosure heater)."""
+    its relay is on: a constant load (a filament dryer, an enclosure heater). With `cuts_printer`,
+    switching the relay off disconnects OctoPrint from the printer, as losing mains would (OctoPrint
+    then says Offline), and switching it on connects it again."""
 
     def __init__(
         self,
@@ -94,7 +96,7 @@ class SimMeterPlug:
         self._report_now = asyncio.Event()
         self._session_over = asyncio.Event()
         self._down_until = 0.0  # monotonic; publishing pauses until then (a reboot)
-        self._relay_jobs: set[asyncio.Task[None]] = set()
+        self._tasks: asyncio.TaskGroup | None = None  # run()'s, while it runs
         self._update_power()
 
     # ---- state and ground truth -------------------------------------------------------------
@@ -148,10 +150,8 @@ class SimMeterPlug:
         self._update_power()
         self._report_now.set()
         log.info("sim=%s relay %s", self.device, "on" if on else "off")
-        if self.cuts_printer and self._printer is not None:
-            job = asyncio.get_running_loop().create_task(self._power_printer(self._printer, on))
-            self._relay_jobs.add(job)
-            job.add_done_callback(self._relay_jobs.discard)
+        if self.cuts_printer and self._printer is not None and self._tasks is not None:
+            self._tasks.create_task(self._power_printer(self._printer, on))
 
     def meter(self) -> Meter:
         """What the plug reads now."""
@@ -223,11 +223,13 @@ class SimMeterPlug:
         self._running = True
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 tasks.create_task(self._integrate_loop(stop))
                 tasks.create_task(self._mqtt_loop(stop))
                 if self._watch is not None:
                     tasks.create_task(self._watch.run(stop))
         finally:
+            self._tasks = None
             self._integrate()
             self._running = False
             self.trace.close()

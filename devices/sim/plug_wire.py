@@ -193,7 +193,9 @@ def _shelly(text: str) -> Command | None:
     params = params if isinstance(params, dict) else {}
     if params.get("id", 0) != 0:
         return None
-    src = body.get("src") if isinstance(body.get("src"), str) and body.get("src") else None
+    src = body.get("src")
+    # The answer goes to `<src>/rpc`: a source that is no plain topic level gets no answer.
+    src = src if isinstance(src, str) and src and not any(c in src for c in "/+#\0") else None
     method = body.get("method")
     action: Action | None = None
     if method == "Switch.Set" and isinstance(params.get("on"), bool):

@@ -172,7 +172,7 @@ class SimScale:
         if progress.path is not None and progress.path == self._job_path and progress.filepos is not None:
             if self._job_profile is None:
                 self._job_profile = await self._download(progress.path)
-            if self._job_profile is not None:
+            if self._job_profile.offsets:
                 self._job_pos = max(self._job_pos, progress.filepos)
                 drawn = grams(self._job_profile.drawn_at(self._job_pos), self.material, self.diameter_mm)
                 if started and self._first_poll:  # it was printing before we started: count from now
@@ -208,15 +208,18 @@ class SimScale:
             self._down = False
         return progress
 
-    async def _download(self, path: str) -> ExtrusionProfile | None:
+    async def _download(self, path: str) -> ExtrusionProfile:
+        """The file's extrusion; an empty one (nothing drawn, logged once) when it cannot be had."""
         try:
             status, body = await self._get(f"/downloads/files/local/{quote(path)}")
+            problem = f"HTTP {status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("sim=%s cannot download %s: %s", self.name, path, type(exc).__name__)
-            return None
+            status, body, problem = 0, b"", type(exc).__name__
         if status != 200:
-            log.warning("sim=%s cannot download %s: HTTP %d", self.name, path, status)
-            return None
+            log.warning(
+                "sim=%s cannot download %s (%s): the job shows no filament used", self.name, path, problem
+            )
+            return ExtrusionProfile((), (), 0)
         return profile(body)
 
     # ---- running ------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ class Trace:
     value (a quantity only known when sampled: the scale's weight changes when it polls the printer).
 
     `total` never decreases. `extra` values (a counter that resets, the power, the weight) are kept
-    as recorded and returned by `extra_at` from the point at or before the asked time.
+    as recorded, logged, and read back by `counter_at`.
     """
 
     def __init__(
@@ -101,11 +101,6 @@ class Trace:
         if epoch_s(t1) < epoch_s(t0):
             raise ValueError(f"{self.name}: the interval ends before it starts")
         return self.total_at(t1) - self.total_at(t0)
-
-    def extra_at(self, t: datetime, key: str) -> float | None:
-        """The extra value `key` of the last point at or before `t` (None before the first point)."""
-        i = bisect.bisect_right(self._times, epoch_s(t))
-        return self._extras[i - 1].get(key) if i else None
 
     def counter_at(self, t: datetime, key: str) -> float | None:
         """A counter kept as extra `key` that grows with the total and may drop (reset) at a point:
