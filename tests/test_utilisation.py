@@ -32,6 +32,7 @@ from tests.farm import TOKENS, print_file, running_farm
 from tests.helpers import PrinterSpec, closed_port_printers, config_for, eventually, write_config
 from tests.influxql import create_db, influxql
 from tests.peers.servers import InfluxPeer
+from tests.test_crash import Api, Daemon
 from tests.test_octoprint_driver import gcode
 
 Timeline = list[tuple[str, str, datetime, datetime]]  # printer, state, since, seen
@@ -267,3 +268,44 @@ async def test_report_of_a_running_farm_after_a_real_print(
     assert "p1" in table
     assert "100.0%" in table  # quality
     assert f"{row['performance'] * 100:.1f}%" in table
+
+
+async def test_a_sigkilled_daemons_downtime_is_unknown_not_its_last_state(
+    octoprint: OctoPrintFactory, tmp_path: Path
+) -> None:
+    (peer,) = octoprint(1)
+    path = write_config(tmp_path, [PrinterSpec("p1", peer.url, peer.api_key)], tokens=TOKENS)
+    config = load_config(path, env={})
+    db_path = config.controller.state_dir / "farmctl.db"
+    viewer = (tmp_path / "etc/secrets/viewer.token").read_text().strip()
+    api = Api(f"http://{config.api.listen}", viewer)
+    log = tmp_path / "daemon.log"
+    daemon = Daemon(path, log)
+    try:
+        api.wait_up()
+        await eventually(lambda: states(timeline(db_path, "p1"))[-1:] == ["awaiting_clear"], 20, "p1 up")
+        daemon.kill()
+        killed_at = datetime.now(UTC)
+        crashed = timeline(db_path, "p1")
+        assert crashed[-1][1] == "awaiting_clear"  # no stop rows: it died
+        await asyncio.sleep(2.0)
+        daemon = Daemon(path, log)
+        api.wait_up()
+        await eventually(lambda: len(timeline(db_path, "p1")) >= len(crashed) + 2, 20, "restart recorded")
+        restarted = timeline(db_path, "p1")
+        gap = restarted[len(crashed)]
+        assert gap[1] == "unknown"
+        assert gap[2] == crashed[-1][3] <= killed_at  # from the last confirmed moment on
+        back = restarted[len(crashed) + 1]
+        assert back[1] == "awaiting_clear"
+        assert (back[2] - gap[2]).total_seconds() >= 2.0
+        answer = api.client.get("/api/v1/reports/utilisation", params={"since": _iso(crashed[0][2])})
+        assert answer.status_code == 200, answer.text
+        (row,) = answer.json()["rows"]
+        # The two seconds and more of downtime are unknown, not time spent awaiting a clear.
+        alive_s = (killed_at - crashed[0][2]).total_seconds() + (datetime.now(UTC) - back[2]).total_seconds()
+        assert row["awaiting_clear_h"] * 3600 <= alive_s
+        assert row["unknown_h"] * 3600 >= (back[2] - gap[2]).total_seconds() - 1e-3
+    finally:
+        daemon.stop()
+        api.client.close()
