@@ -30,7 +30,7 @@ def add_job(
     attempts: int = 1,
     file_name: str = "part.gcode",
 ) -> int:
-    """A job as the queue and the dispatcher would have left it; its id."""
+    """A job as the queue and the dispatcher would have left it, with its events; its id."""
     sha = hashlib.sha256(file_name.encode()).hexdigest()
     store.add_file(sha, 1234, file_name)
     created = started or finished or datetime.fromisoformat("2026-01-01T00:00:00+00:00")
@@ -56,9 +56,34 @@ def add_job(
                 estimated_s,
             ),
         )
-        return int(cur.lastrowid or 0)
+        job_id = int(cur.lastrowid or 0)
+        events: list[tuple[str, datetime | None, str | None]] = [("queued", created, None)]
+        if started is not None:
+            events += [("dispatching", started, printer), ("printing", started, printer)]
+        if state not in ("queued", "dispatching", "printing", "paused"):
+            events.append((state, finished, printer))
+        for event, at, on in events:
+            _event(db, job_id, event, at, on)
+        return job_id
 
     return store.transact(insert)
+
+
+def _event(db: sqlite3.Connection, job_id: int, state: str, at: datetime | None, printer: str | None) -> None:
+    db.execute(
+        "INSERT INTO job_events (job_id, at, state, printer) VALUES (?, ?, ?, ?)",
+        (job_id, _ts(at), state, printer),
+    )
+
+
+def add_events(store: Store, job_id: int, *events: tuple[str, datetime, str | None]) -> None:
+    """Further state changes of a job, (state, at, printer) each; the jobs row is left as it is."""
+
+    def insert(db: sqlite3.Connection) -> None:
+        for event in events:
+            _event(db, job_id, *event)
+
+    store.transact(insert)
 
 
 def add_account(store: Store, job_id: int, **figures: Any) -> None:

@@ -3,19 +3,21 @@ by the store's verify() and by `farmctl passport verify` against the daemon's le
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from controller.accounting import passport
 from controller.store import Store
-from tests.farm import TOKENS, running_farm
-from tests.helpers import closed_port_printers, config_for
-from tests.jobrows import add_account, add_job
+from tests.conftest import OctoPrintFactory
+from tests.farm import TOKENS, print_file, running_farm
+from tests.helpers import PrinterSpec, closed_port_printers, config_for
+from tests.jobrows import add_account, add_events, add_job
 from tests.test_cli_queue import farmctl
 
 AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -95,17 +97,41 @@ def test_each_finished_print_gets_one_record_chained_to_the_one_before(store: St
 
 
 def test_a_retried_job_gets_a_record_per_finished_attempt_and_an_unfinished_one_none(store: Store) -> None:
-    (job,) = finished_jobs(store, 1)
+    start = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    job = add_job(store, owner="alice", state="failed", started=start, finished=start + timedelta(hours=1))
+    # The retry policy puts it back in the queue before the accountant settles the failed print.
+    add_events(store, job, ("queued", start + timedelta(hours=1), None))
+    store.transact(lambda db: db.execute("UPDATE jobs SET state = 'queued' WHERE id = ?", (job,)))
     append(store, job)
-    store.transact(lambda db: db.execute("UPDATE jobs SET attempts = 2 WHERE id = ?", (job,)))
+    first = store.read(lambda db: passport.of_job(db, job))
+    assert first is not None
+    assert (first.record["outcome"], first.record["attempt"]) == ("failed", 1)
+    assert (first.record["started_at"], first.record["finished_at"]) == (
+        "2026-11-20T08:00:00+00:00",
+        "2026-11-20T09:00:00+00:00",
+    )
+    # Its second attempt, on another printer, completes.
+    again = start + timedelta(hours=2)
+    add_events(
+        store,
+        job,
+        ("dispatching", again, "ender-2"),
+        ("printing", again + timedelta(minutes=1), "ender-2"),
+        ("paused", again + timedelta(minutes=5), "ender-2"),
+        ("printing", again + timedelta(minutes=9), "ender-2"),
+        ("completed", again + timedelta(hours=1), "ender-2"),
+    )
     append(store, job)
+    append(store, job)  # again (e.g. after a restart): nothing new
     latest = store.read(lambda db: passport.of_job(db, job))
     assert latest is not None
-    assert (latest.seq, latest.record["attempt"]) == (2, 2)
-    running = add_job(store, owner="bob", state="printing", finished=None)
-    with pytest.raises(ValueError, match="not finished"):
+    assert (latest.seq, latest.record["attempt"], latest.record["outcome"]) == (2, 2, "completed")
+    assert (latest.record["printer"], latest.record["started_at"]) == ("ender-2", "2026-11-20T10:01:00+00:00")
+    running = add_job(store, owner="bob", state="printing", started=start, finished=None)
+    with pytest.raises(ValueError, match="has not finished a print"):
         append(store, running)
     assert store.read(lambda db: passport.of_job(db, running)) is None
+    assert store.read(passport.verify) == []
 
 
 def test_changing_one_stored_record_fails_verification_at_that_record(store: Store) -> None:
@@ -189,3 +215,36 @@ async def test_passport_api_and_farmctl_passport_verify(tmp_path: Path) -> None:
         assert run.code == 1
         assert "broken at seq 4: the record does not match its hash" in run.err
         assert "the 3 records before it are sound" in run.err
+
+
+async def test_a_real_print_gets_its_passport_with_the_gcodes_sha256(
+    octoprint: OctoPrintFactory, tmp_path: Path
+) -> None:
+    (peer,) = octoprint(1)
+    specs = [PrinterSpec("p1", peer.url, peer.api_key, group="prusa")]
+    config = config_for(tmp_path, specs, tokens=TOKENS, sections="[accounting]\nsettle_s = 1")
+    part = print_file(tmp_path / "bracket.gcode")
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        await farm.clear_all()
+        (job,) = await farm.submit(part, owner="alice")
+        await farm.wait_job(job["id"], {"completed"}, 60)
+        async with asyncio.timeout(30):
+            while (resp := await farm.api.get(f"/api/v1/jobs/{job['id']}/passport")).status_code == 404:
+                await asyncio.sleep(0.2)
+        assert resp.status_code == 200, resp.text
+        record = resp.json()["record"]
+        assert record["file"] == {
+            "name": "bracket.gcode",
+            "sha256": hashlib.sha256(part.read_bytes()).hexdigest(),
+            "size": part.stat().st_size,
+        }
+        assert (record["printer"], record["group"], record["owner"], record["outcome"]) == (
+            "p1",
+            "prusa",
+            "alice",
+            "completed",
+        )
+        assert record["filament_estimated_g"] == 1.5
+        run = await farmctl("passport", "verify", "--config", str(tmp_path / "etc/farmctl.toml"))
+        assert run.code == 0, run.err
+        assert run.out.startswith("OK: 1 passports")

@@ -21,7 +21,20 @@ from typing import Any
 
 GENESIS = "0" * 64  # the previous hash of the first record
 PAGE_MAX = 1000  # records per page of the ledger, for the API and verify()
-_FINISHED = ("completed", "failed", "cancelled")
+# The job's latest finish event, its attempt (dispatches up to it) and when that attempt began printing.
+_LAST_FINISH = """
+    SELECT e.id, e.at, e.state, e.printer,
+        (SELECT COUNT(*) FROM job_events d
+            WHERE d.job_id = e.job_id AND d.id < e.id AND d.state = 'dispatching') AS attempt,
+        (SELECT p.at FROM job_events p
+            WHERE p.job_id = e.job_id AND p.id < e.id AND p.state = 'printing'
+            AND p.id > COALESCE((SELECT MAX(d.id) FROM job_events d
+                WHERE d.job_id = e.job_id AND d.id < e.id AND d.state = 'dispatching'), 0)
+            ORDER BY p.id LIMIT 1) AS started_at
+    FROM job_events e
+    WHERE e.job_id = ? AND e.state IN ('completed', 'failed', 'cancelled')
+    ORDER BY e.id DESC LIMIT 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +75,11 @@ def append(
     group: str | None = None,
     currency: str | None = None,
 ) -> None:
-    """Add the finished job's record to the ledger, inside the caller's transaction.
+    """Add the record of the job's latest finished print to the ledger, inside the caller's transaction.
 
-    Once per finished print: a retried job gets one record per attempt that finished, and calling it
-    again for the same attempt adds nothing. `group` is its printer's group, `currency` the cost's.
+    The print is read from the job's events, so a failed job already back in the queue (a retry) still
+    gets the record of the attempt that failed. Each finished attempt is recorded once: calling it again
+    adds nothing. `group` is its printer's group, `currency` the cost's.
     """
     job = db.execute(
         "SELECT j.*, f.size AS file_size FROM jobs j LEFT JOIN files f ON f.sha256 = j.file_sha256"
@@ -74,10 +88,11 @@ def append(
     ).fetchone()
     if job is None:
         raise ValueError(f"no job {job_id}")
-    if job["state"] not in _FINISHED:
-        raise ValueError(f"job {job_id} is {job['state']}, not finished: it has no passport yet")
+    end = db.execute(_LAST_FINISH, (job_id,)).fetchone()
+    if end is None:
+        raise ValueError(f"job {job_id} has not finished a print: it has no passport yet")
     seen = "SELECT 1 FROM passports WHERE job_id = ? AND attempt = ?"
-    if db.execute(seen, (job_id, job["attempts"])).fetchone() is not None:
+    if db.execute(seen, (job_id, end["attempt"])).fetchone() is not None:
         return
     account = db.execute("SELECT * FROM job_accounts WHERE job_id = ?", (job_id,)).fetchone()
 
@@ -91,15 +106,15 @@ def append(
         "prev_hash": prev_hash,
         "recorded_at": at.astimezone(UTC).isoformat(),
         "job": job_id,
-        "attempt": job["attempts"],
+        "attempt": end["attempt"],
         "file": {"name": job["file_name"], "sha256": job["file_sha256"], "size": job["file_size"]},
-        "printer": job["printer"],
+        "printer": end["printer"],
         "group": group,
         "owner": job["owner"],
-        "outcome": job["state"],
+        "outcome": end["state"],
         "created_at": job["created_at"],
-        "started_at": job["started_at"],
-        "finished_at": job["finished_at"],
+        "started_at": end["started_at"],
+        "finished_at": end["at"],
         "material": job["material"],
         "nozzle": _figure(job["nozzle"]),
         "filament_measured_g": figure("filament_measured_g"),
@@ -116,7 +131,7 @@ def append(
     text = canonical(record)
     db.execute(
         "INSERT INTO passports (seq, job_id, attempt, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-        (seq, job_id, job["attempts"], text, prev_hash, digest(text)),
+        (seq, job_id, end["attempt"], text, prev_hash, digest(text)),
     )
 
 
