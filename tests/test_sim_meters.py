@@ -166,9 +166,9 @@ async def test_heat_up_draws_full_heater_power_then_holds(
                                 publish_s=0.3)  # fmt: skip
             async with running(plug):
                 await eventually(lambda: plug.power_w == 4.0, 10, "standby")
-                await printer.send_commands(["M140 S75"])  # ~21 °C → 75 °C at the simulator's 10 °C/s
+                await printer.send_commands(["M140 S55"])  # ~21 °C → 55 °C at the simulator's 10 °C/s
                 await eventually(lambda: plug.power_w == 204.0, 10, "full bed power while heating")
-                await eventually(lambda: plug.power_w == pytest.approx(64.0), 15, "holding power at 75 °C")
+                await eventually(lambda: plug.power_w == pytest.approx(64.0), 15, "holding power at 55 °C")
                 await printer.send_commands(["M140 S0"])
                 await eventually(lambda: plug.power_w == 4.0, 10, "standby after the bed is off")
     finally:
@@ -269,7 +269,7 @@ async def test_scale_weight_falls_by_the_files_filament(
     mosquitto: MosquittoPeer, octoprint: OctoPrintFactory, tmp_path: Path
 ) -> None:
     (peer,) = octoprint(1)
-    source = print_file(tmp_path / "s.gcode", 300, 4.0)  # 1200 mm of PLA
+    source = print_file(tmp_path / "s.gcode", 40, 30.0, length_mm=40)  # 1200 mm of PLA in ~3 s
     expected_g = grams(profile(source.read_bytes()).total_mm, "PLA")
     assert expected_g == pytest.approx(3.58, abs=0.01)
     spec = SensorSpec(id="scale", profile=Profile.esphome, kind="weight", topic="scales/sensor/spool_a/state")
