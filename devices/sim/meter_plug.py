@@ -187,7 +187,9 @@ class SimMeterPlug:
         self._consumed_kwh += energy
         self._counter_kwh += energy
         self._last_mono = mono
-        self._last_wall += dt  # the trace's clock: wall time at start, then monotonic (never steps back)
+        # Energy from the monotonic clock; the trace in wall time (the daemon's job times are wall
+        # time), held still rather than stepping back if the wall clock is set back.
+        self._last_wall = max(time.time(), self._last_wall)
         self._record()
 
     def _record(self) -> None:
