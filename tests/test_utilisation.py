@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from controller.accounting.timeline import TimelineRecorder
+from controller.accounting.oee import TimelineState, utilisation
+from controller.accounting.timeline import TimelineRecorder, append, changes_in
 from controller.cli.utilisation import query_params, show
 from controller.config import Config, load_config
 from controller.core.events import EventFeed
@@ -309,3 +310,34 @@ async def test_a_sigkilled_daemons_downtime_is_unknown_not_its_last_state(
     finally:
         daemon.stop()
         api.client.close()
+
+
+def test_a_periods_rows_start_with_each_printers_state_at_its_start(tmp_path: Path) -> None:
+    store = Store(tmp_path / "farmctl.db")
+    t0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
+
+    def fill(db: sqlite3.Connection) -> None:
+        for printer, state, minutes in [
+            ("a", TimelineState.IDLE, 0),
+            ("b", TimelineState.OFFLINE, 5),
+            ("a", TimelineState.PRINTING, 10),
+            ("a", TimelineState.AWAITING_CLEAR, 70),  # the period starts at 60: a prints then
+            ("b", TimelineState.IDLE, 90),
+            ("a", TimelineState.IDLE, 120),  # the period ends at 120: not in it
+        ]:
+            append(db, printer, state, t0 + timedelta(minutes=minutes))
+
+    store.transact(fill)
+    since, until = t0 + timedelta(minutes=60), t0 + timedelta(minutes=120)
+    changes = store.read(lambda db: changes_in(db, since, until))
+    store.close()
+    assert [(c.printer, c.state, (c.since - t0).total_seconds() / 60) for c in changes] == [
+        ("a", "printing", 10),
+        ("a", "awaiting_clear", 70),
+        ("b", "offline", 5),
+        ("b", "idle", 90),
+    ]
+    a, b = utilisation(changes, [], since, until)
+    assert a.hours[TimelineState.PRINTING] == pytest.approx(10 / 60)
+    assert a.hours[TimelineState.AWAITING_CLEAR] == pytest.approx(50 / 60)
+    assert b.availability == pytest.approx(30 / 60)
