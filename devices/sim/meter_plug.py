@@ -223,6 +223,13 @@ class SimMeterPlug:
         self._last_mono = time.monotonic()
         self._last_wall = max(time.time(), self._last_wall)
         self._running = True
+        log.info(
+            "sim=%s %s plug publishing on %s every %.1fs",
+            self.device,
+            self.vendor,
+            self.topic,
+            self.publish_s,
+        )
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks

@@ -226,6 +226,7 @@ class SimScale:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the printer and publish until `stop` is set. Broker outages are retried."""
+        log.info("sim=%s scale publishing on %s every %.1fs", self.name, self.topic, self.publish_s)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._poll_loop(stop))
