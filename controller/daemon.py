@@ -19,6 +19,8 @@ import aiohttp
 import uvicorn
 from fastapi import FastAPI
 
+from controller.accounting.accountant import Accountant
+from controller.accounting.timeline import TimelineRecorder
 from controller.api.app import create_app
 from controller.api.metrics import MetricSources
 from controller.config import (
@@ -32,6 +34,7 @@ from controller.config import (
 from controller.connlimits import BACKLOG, KEEP_ALIVE_S, ConnectionGuard, connection_cap, raise_file_limit
 from controller.core.events import EventFeed
 from controller.fleet.coordinator import Fleet, fleet_session
+from controller.fleet.materials import LoadedMaterials
 from controller.jobs.beds import Beds
 from controller.jobs.dispatch import Dispatcher
 from controller.jobs.files import FileStore
@@ -196,12 +199,17 @@ async def _serve(
 ) -> None:
     # A bed whose state was never recorded counts as used: an operator confirms it once.
     beds = await Beds.load(store, [p.name for p in config.printers])
-    fleet = Fleet(config.printers, config.controller, session, beds=beds, feed=store.feed)
+    # What is loaded on each printer: its last recorded load, else its config `materials`.
+    loaded = await LoadedMaterials.load(store, config.printers)
+    fleet = Fleet(config.printers, config.controller, session, beds=beds, feed=store.feed, materials=loaded)
     files = FileStore(config.controller.state_dir / "files")
     queue = JobQueue(config, store, files, fleet)
     dispatcher = Dispatcher(store, files, fleet, config.jobs, waiting=queue.waiting)
     sources = MetricSources(fleet, store)
+    # Subscribed before the ingest starts publishing: the first readings count.
+    accountant = Accountant(config, fleet, store, store.feed) if store.feed is not None else None
     telemetry = _telemetry(config, fleet, store, sources)
+    timeline = TimelineRecorder(fleet, store, sources.writer)
     cap = connection_cap(raise_file_limit())
     server = ApiServer(create_app(config, queue, sources, stopping=stop), config.api, max_connections=cap)
     async with asyncio.TaskGroup() as tg:
@@ -209,6 +217,9 @@ async def _serve(
             tg.create_task(runner(stop), name=name)
         for name, coordinator in fleet.coordinators.items():
             tg.create_task(coordinator.run(stop), name=f"printer:{name}")
+        tg.create_task(timeline.run(stop), name="printer-timeline")
+        if accountant is not None:
+            tg.create_task(accountant.run(stop), name="accounting")
         tg.create_task(dispatcher.run(stop, tg), name="dispatcher")
         tg.create_task(server.run(stop), name="api")
         tg.create_task(_watchdog(stop, notifier), name="watchdog")
@@ -248,7 +259,9 @@ def _telemetry(
         )
         sources.writer = writer
         runners.append(("telemetry-writer", writer.run))
-        farm = FarmTelemetry(fleet, store, writer, interval=influx.printer_interval)
+        # A print's point waits for its measured figures: the readings after its end, then a margin.
+        wait = config.accounting.settle_s + 60.0
+        farm = FarmTelemetry(fleet, store, writer, interval=influx.printer_interval, account_wait_s=wait)
         runners.append(("farm-telemetry", farm.run))
         if store.feed is not None and config.sensors:
             sink = InfluxSink(store.feed, writer)

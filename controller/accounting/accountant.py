@@ -254,10 +254,11 @@ class Accountant:
                 print_.pending.discard(mark.seq)
                 done.append(mark)
             if done:
-                sync = self.store.sync
-                await self.store.call(
-                    sync.transact, partial(ledger.add_marks, job_id=print_.job_id, marks=done, resolved=True)
-                )
+                # With the plugs' totals they were read from: after a restart the totals continue
+                # from these, so a mark and the readings after it are counted on one scale.
+                states = {m.sensor: m.state() for m in plugs}
+                write = partial(ledger.add_read_marks, job_id=print_.job_id, marks=done, states=states)
+                await self.store.call(self.store.sync.transact, write)
             if print_.outcome is not None and not print_.pending:
                 await self._finish(print_, plugs)
 

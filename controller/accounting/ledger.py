@@ -101,6 +101,14 @@ def add_marks(db: sqlite3.Connection, job_id: int, marks: Iterable[Mark], *, res
     )
 
 
+def add_read_marks(
+    db: sqlite3.Connection, job_id: int, marks: Iterable[Mark], states: Mapping[str, MeterState]
+) -> None:
+    """Store read marks with the plug totals they were read from, so a restart continues from these."""
+    add_marks(db, job_id, marks, resolved=True)
+    save_meters(db, states)
+
+
 def open_marks(db: sqlite3.Connection) -> dict[int, list[tuple[Mark, bool]]]:
     """Every job's stored marks (with whether each was resolved), by job, in seq order."""
     out: dict[int, list[tuple[Mark, bool]]] = {}

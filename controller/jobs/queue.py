@@ -85,11 +85,17 @@ class JobQueue:
         self.store = store
         self.files = files
         self.fleet = fleet
-        self.slots = [
-            PrinterSlot.from_config(p, fleet.coordinators[p.name].status.state) for p in config.printers
-        ]
         # Why each queued job waits; the dispatcher fills it after every round.
         self.waiting = WaitingBoard()
+
+    @property
+    def slots(self) -> list[PrinterSlot]:
+        """Every printer with what is loaded on it now: a job may name any material some printer holds."""
+        fleet, loaded = self.fleet, self.fleet.materials
+        return [
+            PrinterSlot.from_config(p, fleet.coordinators[p.name].status.state, materials=loaded.of(p.name))
+            for p in self.config.printers
+        ]
 
     def check_options(self, options: SubmitOptions) -> None:
         """Reject what the config rules out before the upload is read; the form's own rules (types,
