@@ -1,0 +1,1 @@
+"""Grafana dashboards for farmctl, generated from code (dashboards/build.py)."""
