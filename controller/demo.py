@@ -9,12 +9,15 @@ import secrets
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from controller.config import load_config
+from controller.config import Config, load_config
 from controller.daemon import run_daemon
+from controller.demometers import DemoPrinter, config_lines, run_meters, start_broker
 from controller.store import Store
+from devices.localproc import LocalProcess
 from devices.virtual_octoprint import VirtualOctoPrint, make_template
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,11 @@ def prepare_workdir(workdir: Path) -> None:
     (workdir / MARKER).write_text("made by farmctl demo; emptied by its next start\n")
 
 
-def write_demo_config(workdir: Path, printers: list[VirtualOctoPrint], listen: str) -> Path:
-    """farmctl.toml with random tokens (admin, viewer) and the printers' keys as secret files."""
+def write_demo_config(
+    workdir: Path, printers: list[VirtualOctoPrint], listen: str, broker_port: int | None = None
+) -> Path:
+    """farmctl.toml with random tokens (admin, viewer) and the printers' keys as secret files; with a
+    broker, the simulated meters' sensors and example tariffs."""
     secret_dir = workdir / "secrets"
     secret_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lines = ["[controller]", f'state_dir = "{workdir / "state"}"', "", "[api]", f'listen = "{listen}"']
@@ -72,6 +78,11 @@ def write_demo_config(workdir: Path, printers: list[VirtualOctoPrint], listen: s
             f'role = "{role}"',
             f'token_file = "secrets/{name}.token"',
         ]
+    names = [f"demo-{i + 1}" for i in range(len(printers))]
+    extra: dict[str, list[str]] = {}
+    if broker_port is not None:
+        sections, extra = config_lines(names, broker_port)
+        lines.append(sections)
     for i, printer in enumerate(printers):
         group, materials, nozzle = _SHAPES[i % len(_SHAPES)]
         name = f"demo-{i + 1}"
@@ -85,6 +96,7 @@ def write_demo_config(workdir: Path, printers: list[VirtualOctoPrint], listen: s
             f'group = "{group}"',
             "materials = [" + ", ".join(f'"{m}"' for m in materials) + "]",
             f"nozzle = {nozzle}",
+            *extra.get(name, []),
         ]
     path = workdir / "farmctl.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -101,7 +113,7 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def banner(config_path: Path, listen: str, count: int) -> str:
+def banner(config_path: Path, listen: str, count: int, metered: bool = False) -> str:
     """What to do next, printed once the daemon serves: URLs, where the tokens are, commands to paste."""
     here = Path.cwd()
     script = Path(sys.executable).parent / "farmctl"  # the venv's console script, next to its python
@@ -113,6 +125,10 @@ def banner(config_path: Path, listen: str, count: int) -> str:
         f"farmctl demo is ready: {count} virtual printers, API http://{listen}",
         f"  API docs:  http://{listen}/docs (sign in with {secrets_dir}/viewer.token)",
         f"  tokens:    {secrets_dir}/admin.token (admin), {secrets_dir}/viewer.token (viewer)",
+        "  meters:    simulated plugs on every printer and a spool scale on demo-1: a finished job "
+        "shows kWh, grams, cost and CO2 (farmctl queue show ID)"
+        if metered
+        else "  meters:    none (install mosquitto for simulated plugs and a scale: measured kWh and grams)",
         f"  config:    {_shown(config_path)}",
         "Next, paste these in another shell:",
         f"  cd {shlex.quote(str(here))}",
@@ -143,10 +159,13 @@ def run_demo(octoprint: str, workdir: Path, count: int, listen: str) -> None:
         )
         for i in range(count)
     ]
+    broker: tuple[LocalProcess, int] | None = None
     try:
         with ThreadPoolExecutor(max_workers=count) as pool:
             list(pool.map(lambda p: p.start_and_wait(), printers))
-        config_path = write_demo_config(workdir, printers, listen)
+        broker = start_broker(workdir)
+        port = broker[1] if broker is not None else None
+        config_path = write_demo_config(workdir, printers, listen, port)
         config = load_config(config_path)
         # Fresh virtual printers have empty beds; a real farm confirms each bed once instead.
         store = Store(config.controller.state_dir / "farmctl.db")
@@ -155,10 +174,27 @@ def run_demo(octoprint: str, workdir: Path, count: int, listen: str) -> None:
         store.close()
 
         def ready() -> None:
-            print(banner(config_path, listen, count), flush=True)
+            print(banner(config_path, listen, count, metered=port is not None), flush=True)
 
+        demo = [DemoPrinter(f"demo-{i + 1}", p.url, p.api_key) for i, p in enumerate(printers)]
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_daemon(config, on_ready=ready))
+            asyncio.run(_farm(config, demo, port, ready))
     finally:
         for printer in printers:
             printer.stop()
+        if broker is not None:
+            broker[0].stop()
+
+
+async def _farm(
+    config: Config, printers: list[DemoPrinter], port: int | None, ready: Callable[[], None]
+) -> None:
+    """The daemon until Ctrl-C, with the simulated meters beside it while it runs."""
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        if port is not None:
+            tg.create_task(run_meters(printers, port, stop))
+        try:
+            await run_daemon(config, on_ready=ready)
+        finally:
+            stop.set()

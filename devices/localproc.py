@@ -49,6 +49,9 @@ class LocalProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
                 env={**os.environ, **(self.env or {})},
+                # Its own session: a Ctrl-C in the terminal reaches only us, and we stop it in order
+                # (the demo's broker outlives the daemon and the simulated devices using it).
+                start_new_session=True,
             )
 
     def running(self) -> bool:

@@ -140,3 +140,13 @@ def test_readme_next_steps_run_verbatim_against_the_demo(demo: Demo) -> None:
         assert time.monotonic() < deadline, job
         time.sleep(0.2)
     assert (job["file"], job["printer"]) == ("bracket-petg-0.4.gcode", "demo-1")
+
+    # The demo's simulated plugs meter every print: the first cube has measured energy, a cost and CO2.
+    deadline = time.monotonic() + 60
+    while (first := demo.api("/api/v1/jobs/1"))["energy_kwh"] is None:
+        assert time.monotonic() < deadline, first
+        time.sleep(0.5)
+    assert first["energy_kwh"] > 0
+    assert first["cost"] > 0
+    assert first["co2_g"] > 0
+    assert "meters:    simulated plugs on every printer" in banner

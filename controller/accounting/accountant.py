@@ -328,7 +328,7 @@ class Accountant:
             fmt(account.filament_est_g, "g", 1),
             " DRIFT" if account.material_drift else "",
             fmt(account.cost, self.costs.currency, 2),
-            fmt(account.co2_g, "g", 0),
+            fmt(account.co2_g, "g", 1),
         )
         if account.material_drift:
             log.warning(

@@ -26,6 +26,7 @@ from controller.cli.common import (
     short_time,
 )
 from controller.cli.upload import LocalFileError, MultipartBody, open_input, upload_progress
+from controller.cli.watch import WatchOpt, watch
 from controller.jobs import JobState
 
 # The daemon answers an upload only after it has stored and scanned the whole file, which takes
@@ -147,10 +148,12 @@ def queue(
     api: ApiOpt = None,
     token_file: TokenOpt = None,
     json_: JsonOpt = False,
+    watch_s: WatchOpt = None,
 ) -> None:
     """The job queue; without a command, list it (why a queued job waits is in its note)."""
     if ctx.invoked_subcommand is None:
-        _list_jobs(ApiClient(config, api, token_file), state, json_)
+        client = ApiClient(config, api, token_file)
+        watch(lambda: _list_jobs(client, state, json_), watch_s, "farmctl queue")
 
 
 @queue_app.command("list", epilog=epilog("farmctl queue list --state queued --state printing"))
@@ -160,9 +163,11 @@ def queue_list(
     api: ApiOpt = None,
     token_file: TokenOpt = None,
     json_: JsonOpt = False,
+    watch_s: WatchOpt = None,
 ) -> None:
     """Every job, oldest first; --json prints the API's list."""
-    _list_jobs(ApiClient(config, api, token_file), state, json_)
+    client = ApiClient(config, api, token_file)
+    watch(lambda: _list_jobs(client, state, json_), watch_s, "farmctl queue list")
 
 
 _SHOWN = (
@@ -178,6 +183,14 @@ _SHOWN = (
     ("progress", "progress %"),
     ("estimated_s", "estimate s"),
     ("filament_g", "filament g"),
+    ("filament_est_g", "estimate g"),
+    ("energy_kwh", "energy kWh"),
+    ("heatup_kwh", "heat-up kWh"),
+    ("energy_gap_s", "reading gap s"),
+    ("waste_g", "waste g"),
+    ("waste_kwh", "waste kWh"),
+    ("cost", "cost"),
+    ("co2_g", "CO2 g"),
     ("attempts", "attempts"),
     ("created_at", "created"),
     ("started_at", "started"),
