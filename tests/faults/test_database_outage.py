@@ -36,9 +36,9 @@ async def _count(influx: InfluxPeer, query: str) -> int:
 
 
 async def _stored_total(influx: InfluxPeer) -> int:
-    """Every point in the database: readings, printer states, farm counts, job changes."""
+    """Every point in the database: readings, printer states, farm counts, job changes, state changes."""
     queries = ("count(weight_g) FROM material", "count(state) FROM printer", "count(queued) FROM farm",
-               "count(state) FROM job")  # fmt: skip
+               "count(state) FROM job", "count(state) FROM printer_state")  # fmt: skip
     return sum([await _count(influx, f"SELECT {q}") for q in queries])
 
 
