@@ -15,11 +15,12 @@ from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from dashboards import farm, usage
+from dashboards import farm, schema, usage
 from dashboards.influxql import InfluxQuery
 
 # The folder Grafana's dashboard provider reads (provisioning/dashboards/farmctl.yaml names it).
 OUT = Path(__file__).parent / "farmctl"
+DOC = Path(__file__).parents[1] / "docs" / "grafana.md"  # its schema table is made from schema.SCHEMA
 
 BOARDS: dict[str, Callable[[], dash.Dashboard]] = {
     "overview.json": farm.overview,
@@ -78,21 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file differs")
     args = parser.parse_args(argv)
-    stale = []
     OUT.mkdir(exist_ok=True)
-    for name, make in BOARDS.items():
-        path = OUT / name
-        text = render(make)
-        if path.exists() and path.read_text() == text:
-            continue
-        stale.append(name)
-        if not args.check:
-            path.write_text(text)
-    if args.check and stale:
-        print(f"out of date (run python -m dashboards.build): {', '.join(stale)}", file=sys.stderr)
-        return 1
-    for name in stale if not args.check else []:
-        print(f"wrote {OUT / name}")
+    files = {OUT / name: render(make) for name, make in BOARDS.items()}
+    files[DOC] = schema.with_table(DOC.read_text())
+    stale = [path for path, text in files.items() if not path.exists() or path.read_text() != text]
+    if args.check:
+        if stale:
+            names = ", ".join(str(p) for p in stale)
+            print(f"out of date (run python -m dashboards.build): {names}", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(files[path])
+        print(f"wrote {path}")
     return 0
 
 

@@ -17,8 +17,10 @@ import httpx
 import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML: a dependency of schemathesis (dev extra)
 
+from dashboards import build
 from dashboards.build import BOARDS, OUT, problems, render
 from dashboards.influxql import DATASOURCE_UID, EXPRESSION_TYPE
+from dashboards.schema import SCHEMA
 from tests.conftest import OctoPrintFactory
 from tests.farmrun import FarmRun, simulate
 from tests.peers.octoprint import OctoPrintPeer
@@ -44,6 +46,15 @@ def test_each_dashboard_is_what_the_code_makes_and_reads_back_as_grafanas_model(
     for name, make in BOARDS.items():
         assert (OUT / name).read_text() == render(make), f"{name}: run python -m dashboards.build"
         assert problems(json.loads((OUT / name).read_text())) == [], name
+    assert build.main(["--check"]) == 0  # and docs/grafana.md's schema table is made from the code's
+
+
+def test_the_dashboards_name_only_the_schema_they_document() -> None:
+    documented = {name: {*m.tags, *m.fields} for name, m in SCHEMA.items()}
+    for name, board in boards().items():
+        for target in targets(board):
+            if target["datasource"]["uid"] != EXPRESSION_TYPE:
+                assert names_used(target["query"], documented) == [], (name, target["query"])
 
 
 def test_a_wrong_key_is_found() -> None:
@@ -104,7 +115,13 @@ def targets(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
 class Filled:
     influx: InfluxPeer
     run: FarmRun
-    schema: dict[str, set[str]]  # measurement -> its field and tag keys, as the daemon wrote them
+    fields: dict[str, set[str]]  # measurement -> its field keys, as the daemon wrote them
+    tags: dict[str, set[str]]  # and its tag keys
+
+    @property
+    def schema(self) -> dict[str, set[str]]:
+        """Measurement -> the names a query may use on it."""
+        return {m: self.fields.get(m, set()) | self.tags.get(m, set()) for m in {*self.fields, *self.tags}}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +143,7 @@ def filled(
             peer.stop()
         mosquitto.stop()
     try:
-        yield Filled(influx, run, schema(influx))
+        yield Filled(influx, run, keys(influx, "SHOW FIELD KEYS"), keys(influx, "SHOW TAG KEYS"))
     finally:
         influx.stop()
 
@@ -139,12 +156,9 @@ def query(influx: InfluxPeer, text: str) -> dict[str, Any]:
     return result
 
 
-def schema(influx: InfluxPeer) -> dict[str, set[str]]:
-    keys: dict[str, set[str]] = {}
-    for show in ("SHOW FIELD KEYS", "SHOW TAG KEYS"):
-        for series in query(influx, show).get("series", []):
-            keys.setdefault(series["name"], set()).update(row[0] for row in series["values"])
-    return keys
+def keys(influx: InfluxPeer, show: str) -> dict[str, set[str]]:
+    """Each measurement's field or tag keys (`show`)."""
+    return {s["name"]: {row[0] for row in s["values"]} for s in query(influx, show).get("series", [])}
 
 
 def grafana_regex(values: list[str]) -> str:
@@ -231,6 +245,12 @@ def test_every_query_runs_on_what_the_daemon_wrote_and_returns_data(name: str, f
         if not has_data(result):
             failures.append(f"{target['refId']}: {text}\n  returned no data")
     assert not failures, "\n".join(failures)
+
+
+def test_the_documented_schema_is_what_the_daemon_writes(filled: Filled) -> None:
+    for name, measurement in SCHEMA.items():
+        assert set(measurement.tags) <= filled.tags.get(name, set()), name
+        assert set(measurement.fields) <= filled.fields.get(name, set()), name
 
 
 def test_expressions_use_their_panels_queries() -> None:
