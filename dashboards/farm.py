@@ -20,6 +20,7 @@ from dashboards.parts import (
     rows,
     series,
     states,
+    to_printer,
 )
 
 # Time in a state, from the printer_state points: each carries how long the state before it lasted.
@@ -99,7 +100,7 @@ def overview() -> dash.Dashboard:
                     f'SELECT last("state") FROM "printer" WHERE {PRINTERS} AND $timeFilter'
                     ' GROUP BY time($__interval), "printer" fill(none)'
                 ).alias("$tag_printer"),
-            )
+            ).data_links(to_printer())
         )
         .with_panel(
             series(
@@ -147,7 +148,8 @@ def overview() -> dash.Dashboard:
         panel = gauges(
             9 + i, f"{title} per printer", text, *inputs, math("R", formula), unit="percentunit", w=6
         )
-        board_ = board_.with_panel(panel.max(1).display_name("${__field.labels.printer}"))
+        panel = panel.max(1).display_name("${__field.labels.printer}").data_links(to_printer())
+        board_ = board_.with_panel(panel)
     return board_
 
 

@@ -93,6 +93,14 @@ def links() -> list[cogbuilder.Builder[model.DashboardLink]]:
     return [menu]
 
 
+def to_printer() -> list[cogbuilder.Builder[model.DashboardLink]]:
+    """A data link from a printer's series to its Printer dashboard, keeping the time range."""
+    url = "/d/farmctl-printer?var-printer=${__field.labels.printer}&${__url_time_range}"
+    return [
+        dash.DashboardLink("Printer ${__field.labels.printer}").type(model.DashboardLinkType.LINK).url(url)
+    ]
+
+
 def board(uid: str, title: str, description: str) -> dash.Dashboard:
     """A dashboard with the farm's tag, links, a 6-hour default range and a minute's refresh."""
     return (

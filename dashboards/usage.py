@@ -19,6 +19,7 @@ from dashboards.parts import (
     printer_variable,
     rows,
     series,
+    to_printer,
 )
 
 # Watts of a printer: the mean of each of its plugs per interval, summed (a printer may have several).
@@ -58,7 +59,7 @@ def energy() -> dash.Dashboard:
                 "All plugs of a printer together.",
                 InfluxQL(_WATTS.format(PRINTERS, ', "printer"')).alias("$tag_printer"),
                 unit="watt",
-            )
+            ).data_links(to_printer())
         )
         .with_panel(
             series(

@@ -75,6 +75,11 @@ def test_uids_are_unique_and_stable_and_links_reach_every_dashboard() -> None:
         assert [link["tags"] for link in board["links"]] == [["farmctl"]]  # a menu of them all
         ids = [panel["id"] for panel in board["panels"]]
         assert len(set(ids)) == len(ids), board["uid"]
+        for panel in board["panels"]:  # a printer's series leads to its Printer dashboard
+            for link in panel["fieldConfig"]["defaults"].get("links", []):
+                target = re.match(r"/d/([\w-]+)\?", link["url"])
+                assert target is not None, link
+                assert target[1] in UIDS.values(), link
 
 
 def test_provisioning_files_name_only_what_exists() -> None:
