@@ -15,6 +15,7 @@ from controller.api.services import Services
 from controller.api.tokens import TokenRegistry
 from controller.config import Config, Role
 from controller.jobs.queue import JobQueue
+from controller.web import routes as web
 
 
 def create_app(
@@ -61,4 +62,5 @@ def create_app(
     app.include_router(utilisation_report.router)
     app.include_router(metrics.router, responses=error_responses(Role.VIEWER, inline=True))
     docs.install(app, config.api.docs, services.tokens)
+    web.install(app, services)  # the page at /, its fragments and /static
     return app

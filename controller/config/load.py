@@ -89,6 +89,10 @@ def _read_secrets(config: Config, base: Path, path: Path) -> None:
     for token in config.api.tokens:
         key = f"api.tokens[{token.name!r}].token_file"
         token._token = _read_secret(token.token_file, base, key, path)
+    for member in config.members:
+        if member.password_file is not None:
+            key = f"members[{member.name!r}].password_file"
+            member._password = _read_secret(member.password_file, base, key, path)
     if config.mqtt is not None and config.mqtt.password_file is not None:
         config.mqtt._password = _read_secret(config.mqtt.password_file, base, "mqtt.password_file", path)
     if config.mqtt is not None and config.mqtt.ca_file is not None:

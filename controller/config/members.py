@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, SecretStr
 
 from controller.config.base import Section
 from controller.config.errors import NAME
@@ -16,6 +17,13 @@ class MemberConfig(Section):
     name: str = Field(pattern=NAME, description="The owner name jobs are submitted and billed under")
     quota_g: float | None = Field(None, gt=0, description="Filament grams per calendar month")
     quota_cost: float | None = Field(None, gt=0, description="Cost per calendar month, in [costs] currency")
+    password_file: Path | None = Field(None, description="File holding the member's web page password")
+    _password: SecretStr | None = PrivateAttr(default=None)
+
+    @property
+    def password(self) -> str | None:
+        """The web page password from `password_file`; None: this member cannot sign in."""
+        return None if self._password is None else self._password.get_secret_value()
 
 
 class MembershipConfig(Section):
