@@ -125,6 +125,7 @@ def _place(panel: P, pid: int, title: str, about: str, w: int, h: int) -> P:
 
 
 def series(pid: int, title: str, about: str, *queries: InfluxQL, unit: str, w: int = 12) -> timeseries.Panel:
+    """Lines over time, one per series."""
     panel = timeseries.Panel().unit(unit).span_nulls(True)
     for query in queries:
         panel = panel.with_target(query)
@@ -151,12 +152,14 @@ def _last() -> common_builders.ReduceDataOptions:
 
 
 def number(pid: int, title: str, about: str, query: InfluxQL, *, unit: str, w: int = 4) -> stat.Panel:
+    """Big numbers: the last value of each series or field."""
     panel = stat.Panel().unit(unit).graph_mode(common.BigValueGraphMode.NONE).reduce_options(_last())
     panel = panel.with_target(query)
     return _place(panel, pid, title, about, w, 4)
 
 
 def rows(pid: int, title: str, about: str, query: InfluxQL, *, w: int = 24, h: int = 10) -> table.Panel:
+    """A table of the query's rows."""
     panel = table.Panel().with_target(query.table()).filterable(True)
     return _place(panel, pid, title, about, w, h)
 
@@ -183,6 +186,9 @@ def states(pid: int, title: str, about: str, query: InfluxQL, *, w: int = 24) ->
     return _place(panel, pid, title, about, w, 8)
 
 
+Target = cogbuilder.Builder[InfluxQuery] | expression.TypeMath  # a query or an expression over queries
+
+
 def gauges(pid: int, title: str, about: str, *targets: Target, unit: str, w: int = 12) -> bargauge.Panel:
     """One bar per series (per printer, say); targets may be expressions over hidden queries."""
     panel = bargauge.Panel().unit(unit).min(0).orientation(common.VizOrientation.HORIZONTAL)
@@ -190,9 +196,6 @@ def gauges(pid: int, title: str, about: str, *targets: Target, unit: str, w: int
     for target in targets:
         panel = panel.with_target(target)
     return _place(panel, pid, title, about, w, 8)
-
-
-Target = cogbuilder.Builder[InfluxQuery] | expression.TypeMath
 
 
 def math(ref_id: str, formula: str) -> expression.TypeMath:
