@@ -269,6 +269,28 @@ def test_expressions_use_their_panels_queries() -> None:
                     assert used <= refs, (panel["title"], target["expression"])
 
 
+def test_the_queries_an_expression_joins_have_the_same_series(filled: Filled) -> None:
+    """Grafana joins an expression's inputs on their tags: each must give one series per printer."""
+    joined = 0
+    for board in boards().values():
+        variables = variable_values(board, filled)
+        for panel in board["panels"]:
+            inputs = [t for t in panel["targets"] if t["datasource"]["uid"] != EXPRESSION_TYPE]
+            if len(inputs) == len(panel["targets"]):
+                continue
+            series = [
+                {
+                    tuple(sorted(s["tags"].items()))
+                    for s in query(filled.influx, expand(t["query"], variables, filled.run))["series"]
+                }
+                for t in inputs
+            ]
+            assert series[0] == {(("printer", "p1"),), (("printer", "p2"),)}, panel["title"]
+            assert all(s == series[0] for s in series), (panel["title"], series)
+            joined += 1
+    assert joined == 5
+
+
 def test_a_name_the_daemon_does_not_write_is_caught(filled: Filled) -> None:
     """The checks above would fail for a misspelt field, tag or measurement."""
     wrong = [
