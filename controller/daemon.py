@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from controller.accounting.accountant import Accountant
 from controller.accounting.timeline import TimelineRecorder
 from controller.api.app import create_app
+from controller.api.events import LiveUpdates
 from controller.api.metrics import MetricSources
 from controller.config import (
     EX_CONFIG,
@@ -211,7 +212,9 @@ async def _serve(
     telemetry = _telemetry(config, fleet, store, sources)
     timeline = TimelineRecorder(fleet, store, sources.writer)
     cap = connection_cap(raise_file_limit())
-    server = ApiServer(create_app(config, queue, sources, stopping=stop), config.api, max_connections=cap)
+    app = create_app(config, queue, sources, stopping=stop)
+    live = LiveUpdates.attach(app)
+    server = ApiServer(app, config.api, max_connections=cap)
     async with asyncio.TaskGroup() as tg:
         for name, runner in telemetry:
             tg.create_task(runner(stop), name=name)
@@ -221,6 +224,7 @@ async def _serve(
         if accountant is not None:
             tg.create_task(accountant.run(stop), name="accounting")
         tg.create_task(dispatcher.run(stop, tg), name="dispatcher")
+        tg.create_task(live.run(stop), name="live-updates")
         tg.create_task(server.run(stop), name="api")
         tg.create_task(_watchdog(stop, notifier), name="watchdog")
         await server.wait_started()

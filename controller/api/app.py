@@ -7,6 +7,7 @@ import asyncio
 from fastapi import FastAPI
 
 from controller.api import docs, errors, jobs, metrics, printers
+from controller.api import events as live_events
 from controller.api import reports as reports_api
 from controller.api import utilisation as utilisation_report
 from controller.api.collector import FarmMetrics, MetricSources
@@ -60,6 +61,7 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(reports_api.router)
     app.include_router(utilisation_report.router)
+    app.include_router(live_events.router)
     app.include_router(metrics.router, responses=error_responses(Role.VIEWER, inline=True))
     docs.install(app, config.api.docs, services.tokens)
     web.install(app, services)  # the page at /, its fragments and /static
