@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 
 import pytest
 
+from controller.accounting import ledger
 from controller.accounting.figures import Mark, Phase, measure, profile
+from controller.accounting.ledger import Account
 from controller.accounting.meter import PlugMeter, Series, Source
 from controller.jobs import JobState
+from controller.store import Store
+from tests.jobrows import add_job
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -163,3 +169,25 @@ def test_a_reset_between_reports_keeps_the_power_drawn_before_it() -> None:
     meter.counter(10, 0.004)  # reset 4 s before this report: the counter has only the last 0.004
     assert meter.total_kwh == pytest.approx(0.01)
     assert meter.resets == 1
+
+
+def test_a_retried_job_sums_its_attempts_and_each_attempt_is_kept_apart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "farm.db")
+    try:
+        job_id = add_job(store, owner="ada", state="failed", finished=at(600), attempts=1)
+        first = Account(job_id, energy_kwh=0.10, waste_kwh=0.10, waste_g=3.0, accounted_at=at(610))
+        store.transact(partial(ledger.write_account, account=first))
+        store.transact(lambda db: db.execute("UPDATE jobs SET attempts = 2 WHERE id = ?", (job_id,)))
+        second = Account(job_id, energy_kwh=0.30, accounted_at=at(4000))
+        summed = store.transact(partial(ledger.write_account, account=second))
+        assert summed.energy_kwh == pytest.approx(0.40)  # the job's account: both attempts
+        assert summed.waste_g == pytest.approx(3.0)
+        # The job point of each end carries that attempt only, so sums over points count each once.
+        one = store.read(partial(ledger.attempt_account, job_id=job_id, since=at(600)))
+        two = store.read(partial(ledger.attempt_account, job_id=job_id, since=at(3990)))
+        assert one is not None
+        assert two is not None
+        assert (one.energy_kwh, two.energy_kwh) == (0.10, 0.30)
+        assert store.read(partial(ledger.attempt_account, job_id=job_id, since=at(4001))) is None
+    finally:
+        store.close()

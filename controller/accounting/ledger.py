@@ -53,6 +53,9 @@ _COLUMNS = [f.name for f in fields(Account)]
 _INSERT_ACCOUNT = "INSERT OR REPLACE INTO job_accounts ({}) VALUES ({})".format(  # noqa: S608
     ", ".join(_COLUMNS), ", ".join("?" * len(_COLUMNS))
 )
+_INSERT_ATTEMPT = "INSERT OR REPLACE INTO job_attempts ({}, attempt) VALUES ({})".format(  # noqa: S608
+    ", ".join(_COLUMNS), ", ".join("?" * (len(_COLUMNS) + 1))
+)
 
 
 def _account(row: sqlite3.Row) -> Account:
@@ -127,15 +130,31 @@ def write_account(db: sqlite3.Connection, account: Account) -> Account:
 
     The marks of the print are deleted: the account is what is kept.
     """
+    (attempt,) = db.execute("SELECT attempts FROM jobs WHERE id = ?", (account.job_id,)).fetchone()
+    db.execute(_INSERT_ATTEMPT, [*_values(account), attempt])
     earlier = account_of(db, account.job_id)
     if earlier is not None:
         account = _added(earlier, account)
-    values = [getattr(account, name) for name in _COLUMNS]
-    values[_COLUMNS.index("material_drift")] = int(account.material_drift)
-    values[_COLUMNS.index("accounted_at")] = (account.accounted_at or datetime.now(UTC)).isoformat()
-    db.execute(_INSERT_ACCOUNT, values)
+    db.execute(_INSERT_ACCOUNT, _values(account))
     db.execute("DELETE FROM job_marks WHERE job_id = ?", (account.job_id,))
     return account
+
+
+def _values(account: Account) -> list[object]:
+    values: list[object] = [getattr(account, name) for name in _COLUMNS]
+    values[_COLUMNS.index("material_drift")] = int(account.material_drift)
+    values[_COLUMNS.index("accounted_at")] = (account.accounted_at or datetime.now(UTC)).isoformat()
+    return values
+
+
+def attempt_account(db: sqlite3.Connection, job_id: int, since: datetime) -> Account | None:
+    """The figures of the one attempt of a job accounted at or after `since` (its end), not summed: a
+    retried job's `job` points each carry their own attempt, so sums over points count each once."""
+    row = db.execute(
+        "SELECT * FROM job_attempts WHERE job_id = ? AND accounted_at >= ? ORDER BY attempt LIMIT 1",
+        (job_id, since.isoformat()),
+    ).fetchone()
+    return _account(row) if row is not None else None
 
 
 # Summed over the attempts of a retried job; the rest describes the last attempt.

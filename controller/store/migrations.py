@@ -66,6 +66,20 @@ MIGRATIONS: list[str] = [
         co2_g REAL,
         accounted_at TEXT NOT NULL
     );
+    CREATE TABLE job_attempts (
+        job_id INTEGER NOT NULL REFERENCES jobs(id),
+        attempt INTEGER NOT NULL,
+        energy_kwh REAL, heatup_kwh REAL, printing_kwh REAL, paused_kwh REAL,
+        energy_source TEXT,
+        gap_start_s REAL, gap_end_s REAL,
+        filament_est_g REAL, filament_measured_g REAL,
+        material_drift INTEGER NOT NULL DEFAULT 0,
+        waste_g REAL, waste_kwh REAL,
+        cost REAL, cost_energy REAL, cost_material REAL, cost_machine REAL,
+        co2_g REAL,
+        accounted_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, attempt)
+    );
     CREATE TABLE meters (
         sensor TEXT PRIMARY KEY,
         raw_kwh REAL,
@@ -108,5 +122,18 @@ MIGRATIONS: list[str] = [
         hash TEXT NOT NULL,
         UNIQUE (job_id, attempt)
     );
+    """,
+    # 5: printers taken out of service by an operator: one row per spell, open while ended_at is NULL
+    """
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        printer TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        since TEXT NOT NULL,
+        by TEXT,
+        ended_at TEXT,
+        ended_by TEXT
+    );
+    CREATE INDEX maintenance_open ON maintenance(printer) WHERE ended_at IS NULL;
     """,
 ]

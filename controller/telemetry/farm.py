@@ -11,7 +11,7 @@ from collections import deque
 from datetime import UTC, datetime
 from functools import partial
 
-from controller.accounting.ledger import Account, account_of
+from controller.accounting.ledger import Account, attempt_account
 from controller.core.events import JobChanged
 from controller.fleet.coordinator import Fleet
 from controller.fleet.state import PrinterState
@@ -122,12 +122,14 @@ class FarmTelemetry:
                     fields["duration_s"] = (job.finished_at - job.started_at).total_seconds()
                 if job.filament_g is not None and event.state is JobState.COMPLETED:
                     fields["filament_g"] = job.filament_g
+                if job.estimated_s is not None and event.state.finished:
+                    fields["estimated_s"] = job.estimated_s  # performance (OEE) in Grafana
                 if event.state.finished and job.started_at is not None and self.account_wait_s > 0:
-                    account = await self.store.call(self.store.sync.read, partial(account_of, job_id=job.id))
-                    if account is None or account.accounted_at is None or account.accounted_at < event.at:
-                        if (datetime.now(UTC) - event.at).total_seconds() < self.account_wait_s:
-                            return  # the next round looks again
-                        account = None  # written without: the accountant is late or not running
+                    read = partial(attempt_account, job_id=job.id, since=event.at)
+                    account = await self.store.call(self.store.sync.read, read)
+                    waited = (datetime.now(UTC) - event.at).total_seconds()
+                    if account is None and waited < self.account_wait_s:
+                        return  # the next round looks again; after that, written without
                     if account is not None:
                         fields.update(account_fields(account))
                 tags = {
