@@ -40,6 +40,7 @@ from controller.jobs.beds import Beds
 from controller.jobs.dispatch import Dispatcher
 from controller.jobs.files import FileStore
 from controller.jobs.queue import JobQueue
+from controller.notify import Notifications
 from controller.sdnotify import Notifier
 from controller.store import AsyncStore, Store
 from controller.tasks import run_until_stopped
@@ -214,6 +215,7 @@ async def _serve(
     cap = connection_cap(raise_file_limit())
     app = create_app(config, queue, sources, stopping=stop)
     live = LiveUpdates.attach(app)
+    notices = Notifications.attach(app)
     server = ApiServer(app, config.api, max_connections=cap)
     async with asyncio.TaskGroup() as tg:
         for name, runner in telemetry:
@@ -225,6 +227,7 @@ async def _serve(
             tg.create_task(accountant.run(stop), name="accounting")
         tg.create_task(dispatcher.run(stop, tg), name="dispatcher")
         tg.create_task(live.run(stop), name="live-updates")
+        tg.create_task(notices.run(stop), name="notify")
         tg.create_task(server.run(stop), name="api")
         tg.create_task(_watchdog(stop, notifier), name="watchdog")
         await server.wait_started()

@@ -12,6 +12,7 @@ from controller.config.base import Section as _Section
 from controller.config.costs import AccountingConfig, CostsConfig
 from controller.config.errors import IDENTIFIER, NAME, URL, key_error
 from controller.config.members import MemberConfig, MembershipConfig
+from controller.config.notify import NotifyConfig
 from devices.sensors.topics import valid_filter
 
 
@@ -269,6 +270,7 @@ class Config(_Section):
     accounting: AccountingConfig = Field(default_factory=AccountingConfig)
     members: list[MemberConfig] = Field(default_factory=list)
     membership: MembershipConfig = Field(default_factory=MembershipConfig)
+    notify: NotifyConfig | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Self:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from controller.accounting.members import Estimate, check_submission
+from controller.accounting.members import Estimate, QuotaExceeded, check_submission
 from controller.config import Config
 from controller.core.errors import BadInput, Conflict, Unprocessable, UnsupportedFile
 from controller.fleet.coordinator import Fleet, PrinterCoordinator
@@ -87,6 +87,8 @@ class JobQueue:
         self.fleet = fleet
         # Why each queued job waits; the dispatcher fills it after every round.
         self.waiting = WaitingBoard()
+        # Told (owner, why) when a submission is refused for a member's quota: the notifier sets it.
+        self.on_quota: Callable[[str, str], None] | None = None
 
     @property
     def slots(self) -> list[PrinterSlot]:
@@ -119,7 +121,7 @@ class JobQueue:
         check_file_name(file_name)
         self.check_options(options)
         owner = options.owner or caller
-        await check_submission(self.config, self.store, owner)  # not a member, or past a quota already
+        await self._check_member(owner)  # not a member, or past a quota already
         stored = await self.files.save(chunks, limit=self.config.jobs.upload_limit)
         try:
             info = await asyncio.to_thread(read_gcode_info, stored.path, display_name=file_name)
@@ -132,7 +134,7 @@ class JobQueue:
             )
             self._check_printable(req, file_name)
             estimate = Estimate(info.filament_g, info.estimated_s, req.material, options.copies)
-            await check_submission(self.config, self.store, owner, estimate)
+            await self._check_member(owner, estimate)
             jobs = await self._record(stored, file_name, info, req, options, caller)
         except GcodeError as exc:
             await self._forget(stored)
@@ -149,6 +151,14 @@ class JobQueue:
             caller,
         )
         return jobs
+
+    async def _check_member(self, owner: str, estimate: Estimate | None = None) -> None:
+        try:
+            await check_submission(self.config, self.store, owner, estimate)
+        except QuotaExceeded as exc:
+            if self.on_quota is not None:
+                self.on_quota(owner, str(exc))
+            raise
 
     async def _record(
         self,
