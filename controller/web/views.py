@@ -83,7 +83,7 @@ def why_idle(printer: PrinterOut, reasons: list[tuple[int, str]]) -> str | None:
     if getattr(printer, "maintenance", None) is not None:  # a field newer than this page
         return None  # the card says so with the reason given
     if printer.state == "awaiting_clear":
-        return "print finished: take it off the bed, then confirm the bed is clear"
+        return "waits for someone to empty the bed and confirm it (Bed is clear)"
     if printer.state == "offline":
         return "its host does not answer"
     if printer.state == "error":
@@ -91,7 +91,7 @@ def why_idle(printer: PrinterOut, reasons: list[tuple[int, str]]) -> str | None:
     if printer.state != "idle":
         return None
     if not printer.bed_clear:
-        return "nobody has confirmed its bed is clear"
+        return "waits for someone to empty the bed and confirm it (Bed is clear)"
     if not reasons:
         return "the queue is empty"
     # The scheduler's reason for each job names the printers it concerns (`p-1 has PETG`): show those.

@@ -40,7 +40,7 @@
   function fmt(v, digits) { return v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }); }
 
   function temps(p) {
-    var names = Object.keys(p.temperatures || {}).sort();
+    var names = Object.keys(p.temperatures || {}).sort().filter(function (n) { return p.temperatures[n].actual !== null; });
     if (!names.length) return "no temperatures";
     return names.map(function (n) {
       var t = p.temperatures[n];
@@ -67,10 +67,18 @@
     var text = field(card, "progress-text");
     if (text) text.textContent = fmt(p.progress, 1) + " %";
     field(card, "temps").textContent = temps(p);
+    // The job's line in the queue follows its printer's progress too.
+    var line = job && document.getElementById("job-" + job);
+    if (line && p.progress !== null) {
+      var jobBar = field(line, "progress");
+      if (jobBar) jobBar.value = p.progress;
+      var jobText = field(line, "progress-text");
+      if (jobText) jobText.textContent = fmt(p.progress, 1) + " %";
+    }
   }
 
   function onJob() {
-    refresh("queue history printers");
+    refresh("queue history printers usage");
     scheduleKwh();
   }
 
@@ -216,7 +224,12 @@
         xs.push(Date.parse(row.key + "T12:00:00Z") / 1000);
         ys.push(row.energy_kwh);
       });
-      if (kwhChart) kwhChart.destroy();
+      if (kwhChart) { kwhChart.destroy(); kwhChart = null; }
+      if (!ys.some(function (y) { return y > 0; })) {
+        kwhBox.textContent = "No measured energy in the last 30 days (a printer needs a metering plug).";
+        return;
+      }
+      kwhBox.textContent = "";
       kwhChart = new uPlot({
         width: width(kwhBox), height: 160,
         scales: { x: { time: true } },
@@ -241,6 +254,7 @@
 
   function recordTemps(p) {
     Object.keys(p.temperatures || {}).forEach(function (n) {
+      if (p.temperatures[n].actual === null) return;  // a sensor the printer does not have
       var key = p.name + " " + n;
       if (tempNames.indexOf(key) < 0) {
         tempNames.push(key);
@@ -253,7 +267,9 @@
   }
 
   function sampleTemps() {
-    if (!tempDirty && tempData[0].length) return;
+    var last = tempData[0].length ? tempData[0][tempData[0].length - 1] : 0;
+    // A printer whose temperatures hold still sends nothing: draw its line on every 5 s all the same.
+    if (!tempDirty && Date.now() / 1000 - last < 5) return;
     tempDirty = false;
     tempData[0].push(Date.now() / 1000);
     tempNames.forEach(function (key, i) { tempData[i + 1].push(tempLast[key] === undefined ? null : tempLast[key]); });
