@@ -17,7 +17,7 @@ import pytest
 
 from controller.config import load_config
 from tests.conftest import OctoPrintFactory
-from tests.farm import TOKENS
+from tests.farm import TOKENS, print_file
 from tests.helpers import PrinterSpec, closed_port_printers, metric_value, write_config
 from tests.test_crash import Api, Daemon
 
@@ -33,8 +33,8 @@ MATERIALS = [[f"M{i:02d}{tag}{'X' * 26}" for i in range(16)] for tag in ("A", "B
 class Reader:
     """One EventSource-like client: what each event it got said, with the time it arrived."""
 
-    # (arrival, kind, name, state, first material): the whole objects of thousands of events times
-    # 49 readers would not fit in the test's memory.
+    # (arrival, kind, printer name or job id, state, first material): the whole objects of thousands
+    # of events times 49 readers would not fit in the test's memory.
     events: list[tuple[float, str, object, object, object]] = field(default_factory=list)
     first: dict[str, Any] | None = None
     ended: bool = False
@@ -55,9 +55,16 @@ class Reader:
                     obj = json.loads(data)
                     self.first = self.first or obj
                     materials = obj.get("materials") or [None]
-                    self.events.append((time.monotonic(), kind, obj.get("name"), obj["state"], materials[0]))
+                    ident = obj["name"] if kind == "printer" else obj["id"]
+                    self.events.append((time.monotonic(), kind, ident, obj["state"], materials[0]))
                     kind, data = "", ""
         self.ended = True
+
+    def job_since(self, t0: float, job_id: int) -> float | None:
+        """When the first event after t0 showed job `job_id`."""
+        return next(
+            (t for t, kind, ident, _, _ in self.events if t >= t0 and kind == "job" and ident == job_id), None
+        )
 
     def printer_since(
         self, t0: float, name: str, *, state: str | None = None, material: str | None = None
@@ -185,6 +192,21 @@ async def test_fifty_streams_one_stuck_changes_reach_the_rest_within_a_second_rs
                     assert resp.status == 200
                 await asyncio.sleep(1.5)
                 late = [r.printer_since(t0, "p1", material="PETG") for r in readers]
+                assert all(t is not None and t - t0 < 1.0 for t in late), late
+
+                # A job change: a new job, queued (it then prints on p1). Every reader has it within 1 s.
+                gcode = print_file(tmp_path / "part.gcode", material="PETG")
+                form = aiohttp.FormData()
+                form.add_field("printer", "p1")
+                form.add_field("file", gcode.read_bytes(), filename=gcode.name)
+                t0 = time.monotonic()
+                async with session.post(
+                    f"{base}/api/v1/jobs", data=form, headers={"Authorization": f"Bearer {ops}"}
+                ) as resp:
+                    assert resp.status == 201, await resp.text()
+                    job_id = (await resp.json())["jobs"][0]["id"]
+                await asyncio.sleep(1.5)
+                late = [r.job_since(t0, job_id) for r in readers]
                 assert all(t is not None and t - t0 < 1.0 for t in late), late
 
                 # The stream cap: 100 open at once, the next is refused with 503.
