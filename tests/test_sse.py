@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import time
@@ -13,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 
 from controller.config import load_config
+from controller.web.sessions import CSRF_FIELD, SESSION_COOKIE
 from tests.conftest import OctoPrintFactory
-from tests.farm import TOKENS, print_file
-from tests.helpers import PrinterSpec, closed_port_printers, metric_value, write_config
+from tests.farm import TOKENS, print_file, running_farm
+from tests.helpers import PrinterSpec, closed_port_printers, config_for, metric_value, write_config
 from tests.test_crash import Api, Daemon
-
-pytestmark = pytest.mark.peers
 
 READERS = 49
 # Materials long enough that each printer event is ~0.9 kB: a stream that kept every event for a
@@ -111,6 +112,7 @@ async def _flood(client: aiohttp.ClientSession, base: str, token: str, names: li
     await asyncio.gather(*(one(i) for i in range(count)))
 
 
+@pytest.mark.peers
 async def test_fifty_streams_one_stuck_changes_reach_the_rest_within_a_second_rss_bounded(
     octoprint: OctoPrintFactory, tmp_path: Path
 ) -> None:
@@ -244,3 +246,28 @@ async def test_fifty_streams_one_stuck_changes_reach_the_rest_within_a_second_rs
             stuck.close()
         daemon.kill()
         api.client.close()
+
+
+async def test_the_web_page_session_opens_a_stream_as_the_token_does(tmp_path: Path) -> None:
+    """EventSource cannot send a bearer header: the page's session cookie admits it (api/auth.py)."""
+    config = config_for(tmp_path, closed_port_printers(1), tokens=TOKENS)
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        base = str(farm.api.base_url)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as browser:
+            assert (await browser.get("/api/v1/events")).status_code == 401
+            page = await browser.get("/")
+            csrf = re.search(rf'name="{CSRF_FIELD}" value="([^"]+)"', page.text)
+            assert csrf is not None, page.text[:500]
+            signed_in = await browser.post(
+                "/login", data={CSRF_FIELD: csrf[1], "secret": farm.tokens["viewer"]}
+            )
+            assert signed_in.status_code == 303, signed_in.text[:500]
+            assert SESSION_COOKIE in browser.cookies
+            async with browser.stream("GET", "/api/v1/events") as resp:
+                assert resp.status_code == 200
+                first = b""
+                async for chunk in resp.aiter_bytes():
+                    first += chunk
+                    if b"event: printer" in first:
+                        break
+            assert first.startswith(b"retry: 3000\n\n"), first[:200]
