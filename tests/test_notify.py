@@ -289,3 +289,17 @@ def test_one_notice_per_outage_even_when_the_state_flaps() -> None:
     ]
     told = [(t, n.kind) for t, name, state in seq if (n := watch.notice(_changed(name, state), now=t))]
     assert told == [(3, NoticeKind.PRINTER_ERROR), (100, NoticeKind.PRINTER_OFFLINE)]
+
+
+async def test_a_target_down_longer_than_retry_for_s_gives_the_notice_up_counted() -> None:
+    config = NotifyConfig(urls=[f"json://127.0.0.1:{free_port()}/"], retry_for_s=1.0)  # nothing listens
+    outbox = Outbox(AppriseTarget(config.urls[0], 5.0), config)
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(outbox.run(stop))
+        outbox.offer(Notice(NoticeKind.PRINT_FAILED, "Print failed on p1", "failed", "p1"))
+        await eventually(lambda: outbox.dropped["gave_up"] == 1, 20, "the notice given up")
+        stop.set()
+    assert outbox.failed_attempts >= 2  # tried again with back-off before giving up
+    assert outbox.sent == 0
+    assert not outbox.waiting
