@@ -510,6 +510,11 @@ profile = "tasmota"
 def test_co2_sensor_must_be_a_grid_intensity_sensor(
     tmp_path: Path, sensor: str, expected: str | None
 ) -> None:
-    # Config._references raises this at costs.co2_sensor; here the check itself, on a loaded config.
-    config = load_config(write(tmp_path, f'{MINIMAL}[costs]\nco2_sensor = "{sensor}"\n{GRID}'), env={})
-    assert config.costs.co2_sensor_problem(config.sensors) == expected
+    path = write(tmp_path, f'{MINIMAL}[costs]\nco2_sensor = "{sensor}"\n{GRID}')
+    if expected is None:
+        config = load_config(path, env={})
+        assert config.costs.co2_sensor_problem(config.sensors) is None
+        return
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, env={})
+    assert str(refused.value) == f"{path}: costs.co2_sensor: {expected}"
