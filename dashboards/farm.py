@@ -35,6 +35,15 @@ PRINTING = _SPELLS.format("= 'printing'", PRINTERS)
 _JOBS = 'SELECT count("job_id") FROM "job" WHERE "outcome" {} AND {} AND $timeFilter GROUP BY "printer"'
 COMPLETED = _JOBS.format("= 'completed'", PRINTERS)
 JUDGED = _JOBS.format("=~ /^(completed|failed)$/", PRINTERS)  # cancels are the operator's, not the printer's
+# Performance's inputs: the slicer's estimate and the actual time of the completed prints that have both.
+_TIMED = (
+    'SELECT sum("{}") FROM "job" WHERE "outcome" = \'completed\' AND "estimated_s" > 0 AND "duration_s" > 0'
+    f' AND {PRINTERS} AND $timeFilter GROUP BY "printer"'
+)
+ESTIMATED = _TIMED.format("estimated_s")
+ACTUAL = _TIMED.format("duration_s")
+# Expressions have no min(): a comparison is 1 or 0, so this is min($A / $B, 1) for B > 0.
+PERFORMANCE = "({a} / {b} * ({a} <= {b}) + ({a} > {b}))"
 
 TODAY = "now/d"
 
@@ -112,6 +121,7 @@ def overview() -> dash.Dashboard:
                     " WHERE $timeFilter GROUP BY time($__interval) fill(none)"
                 ),
                 unit="none",
+                w=8,
             )
         )
         .with_panel(
@@ -125,28 +135,56 @@ def overview() -> dash.Dashboard:
                     f" WHERE \"previous\" = 'awaiting_clear' AND \"state\" = 'idle' AND {PRINTERS}"
                     ' AND $timeFilter GROUP BY "printer"'
                 ),
-                w=12,
+                w=8,
                 h=8,
             )
         )
     )
-    about = (
-        "Of the recorded time in the range (state spells that ended in it).",
-        "Printer time not offline or in error, of the recorded time.",
-        "Completed of completed and failed jobs (cancels left out).",
-        "Availability x quality. The performance factor needs the slicer's estimated time, which is not"
-        " in InfluxDB: the full OEE is in `farmctl report --utilisation`.",
+    # (id, title, what it says, its queries A, B, …, the expression over them); ids stay as they were.
+    ratios = (
+        (
+            9,
+            "Utilisation",
+            "Printing, of the recorded time in the range (state spells that ended in it).",
+            [PRINTING, PLANNED],
+            "$A / $B",
+        ),
+        (
+            10,
+            "Availability",
+            "Printer time not offline or in error, of the recorded time.",
+            [AVAILABLE, PLANNED],
+            "$A / $B",
+        ),
+        (
+            13,
+            "Performance",
+            "The slicer's estimated time of the completed prints over the time they took"
+            " (heat-up and pauses included), at most 1.",
+            [ESTIMATED, ACTUAL],
+            PERFORMANCE.format(a="$A", b="$B"),
+        ),
+        (
+            11,
+            "Quality",
+            "Completed of completed and failed jobs (cancels left out).",
+            [COMPLETED, JUDGED],
+            "$A / $B",
+        ),
+        (
+            12,
+            "OEE",
+            "Availability x performance x quality, as in `farmctl report --utilisation`.",
+            [AVAILABLE, PLANNED, ESTIMATED, ACTUAL, COMPLETED, JUDGED],
+            "$A / $B * " + PERFORMANCE.format(a="$C", b="$D") + " * $E / $F",
+        ),
     )
-    factors = (
-        ("Utilisation", [PRINTING, PLANNED], "$A / $B"),
-        ("Availability", [AVAILABLE, PLANNED], "$A / $B"),
-        ("Quality", [COMPLETED, JUDGED], "$A / $B"),
-        ("OEE without performance", [AVAILABLE, PLANNED, COMPLETED, JUDGED], "$A / $B * $C / $D"),
-    )
-    for i, ((title, queries, formula), text) in enumerate(zip(factors, about, strict=True)):
+    for pid, title, text, queries, formula in ratios:
         inputs = [InfluxQL(q, chr(ord("A") + n)).hidden() for n, q in enumerate(queries)]
+        # Utilisation shares a row with the queue and the bed-clear waits; the OEE factors make the next.
+        w = 8 if pid == 9 else 6
         panel = gauges(
-            9 + i, f"{title} per printer", text, *inputs, math("R", formula), unit="percentunit", w=6
+            pid, f"{title} per printer", text, *inputs, math("R", formula), unit="percentunit", w=w
         )
         panel = panel.max(1).display_name("${__field.labels.printer}").data_links(to_printer())
         board_ = board_.with_panel(panel)

@@ -34,13 +34,14 @@ SCHEMA: dict[str, Measurement] = {
         ("queued", "printing", "awaiting_clear", "idle", "offline"),
     ),
     "job": Measurement(
-        "at each job state change (`outcome` is the new state); the end of a print carries its measured"
-        " figures once the accountant has them",
+        "at each job state change (`outcome` is the new state); an end (completed, failed, cancelled) carries"
+        " the slicer's estimated_s and, once the accountant has them, the measured figures of that attempt",
         ("printer", "owner", "material", "outcome"),
         (
             "job_id",
             "state",
             "duration_s",
+            "estimated_s",
             "energy_kwh",
             "heatup_kwh",
             "filament_g",

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.config import load_config
@@ -29,10 +30,12 @@ LOCATIONS = ("workshop", "enclosure-1")
 
 @dataclass(frozen=True)
 class FarmRun:
-    """When the run was (ns since the epoch), for a dashboard time range around it."""
+    """When the run was (ns since the epoch), for a dashboard time range around it, and each printer's
+    performance as the daemon's utilisation report gives it for the run."""
 
     started_ns: int
     ended_ns: int
+    performance: dict[str, float | None]
 
 
 def sections(mosquitto: MosquittoPeer, influx: InfluxPeer) -> str:
@@ -118,15 +121,31 @@ async def devices(broker: Broker, p1: OctoPrintClient, p2: OctoPrintClient) -> A
             stop.set()
 
 
+def estimated(path: Path, estimate: str) -> Path:
+    """The G-code file with the slicer's print time estimate set to `estimate` ("10m")."""
+    lines = path.read_text().splitlines()
+    key = "; estimated printing time (normal mode) = "
+    text = "\n".join(key + estimate if line.startswith(key) else line for line in lines) + "\n"
+    assert key + estimate in text
+    path.write_text(text)
+    return path
+
+
 async def print_jobs(farm: Farm, tmp: Path, p2: OctoPrintClient) -> None:
-    """Two rounds: each printer completes a job; then p1 completes one while p2's fails mid-print."""
+    """Two rounds: each printer completes a job; then p1 completes one while p2's fails mid-print.
+
+    p1's prints take less than their estimate (performance capped at 1), p2's longer (below 1)."""
     await farm.clear_all()
-    short = print_file(tmp / "part.gcode", seconds=3)
-    first = [(await farm.submit(short, printer=p, owner=o))[0] for p, o in (("p1", "alice"), ("p2", "bob"))]
+    short = estimated(print_file(tmp / "part.gcode", seconds=3), "1s")
+    overestimated = estimated(print_file(tmp / "part-p1.gcode", seconds=3), "10m")
+    first = [
+        (await farm.submit(path, printer=p, owner=o))[0]
+        for path, p, o in ((overestimated, "p1", "alice"), (short, "p2", "bob"))
+    ]
     for job in first:
         await farm.wait_job(job["id"], {"completed"}, 90)
     await farm.clear_all()
-    (done,) = await farm.submit(short, printer="p1", owner="alice")
+    (done,) = await farm.submit(overestimated, printer="p1", owner="alice")
     (doomed,) = await farm.submit(print_file(tmp / "long.gcode", seconds=30), printer="p2", owner="bob")
     await farm.wait_job(doomed["id"], {"printing"}, 60)
     await asyncio.sleep(2)  # some way into the print
@@ -160,4 +179,8 @@ async def simulate(
         await wait_rows(influx, 'SELECT "energy_kwh" FROM "job" WHERE "energy_kwh" >= 0', 4, timeout=60)
         await wait_rows(influx, 'SELECT "waste_kwh" FROM "job"', 1, timeout=30)
         await asyncio.sleep(2)  # p2's return to the timeline, a few more printer points
-    return FarmRun(started, time.time_ns())
+        since = datetime.fromtimestamp(started / 1e9, UTC).isoformat()
+        resp = await farm.api.get("/api/v1/reports/utilisation", params={"since": since})
+        assert resp.status_code == 200, resp.text
+        performance = {row["key"]: row["performance"] for row in resp.json()["rows"]}
+    return FarmRun(started, time.time_ns(), performance)

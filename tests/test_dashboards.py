@@ -5,6 +5,7 @@ measurements, fields and tags the daemon wrote."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import re
@@ -288,7 +289,49 @@ def test_the_queries_an_expression_joins_have_the_same_series(filled: Filled) ->
             assert series[0] == {(("printer", "p1"),), (("printer", "p2"),)}, panel["title"]
             assert all(s == series[0] for s in series), (panel["title"], series)
             joined += 1
-    assert joined == 5
+    assert joined == 6
+
+
+# What Grafana's math expressions use here: arithmetic and comparisons (1 when true, 0 when false).
+MATH_NODES: tuple[type[ast.AST], ...] = (ast.Expression, ast.BinOp, ast.Compare, ast.Name, ast.Load)
+MATH_NODES += (ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+
+
+def evaluate(expression: str, values: dict[str, float]) -> float:
+    """A math expression (`$A / $B * ($A <= $B)`) over numbers, as Grafana computes it."""
+    tree = ast.parse(expression.replace("$", ""), mode="eval")
+    assert all(isinstance(node, MATH_NODES) for node in ast.walk(tree)), expression
+    # Only the nodes above, no builtins: the dashboard's own formula, not arbitrary code.
+    return float(eval(compile(tree, "<expression>", "eval"), {"__builtins__": {}}, values))  # noqa: S307
+
+
+def per_printer(panel: dict[str, Any], variables: dict[str, list[str]], filled: Filled) -> dict[str, float]:
+    """Each printer's bar of a gauge panel: its expression over its queries, joined on the printer."""
+    inputs: dict[str, dict[str, float]] = {}  # refId -> printer -> the query's value
+    for target in panel["targets"]:
+        if target["datasource"]["uid"] != EXPRESSION_TYPE:
+            result = query(filled.influx, expand(target["query"], variables, filled.run))
+            inputs[target["refId"]] = {s["tags"]["printer"]: s["values"][0][1] for s in result["series"]}
+    (formula,) = [t["expression"] for t in panel["targets"] if t["datasource"]["uid"] == EXPRESSION_TYPE]
+    printers = set.intersection(*(set(v) for v in inputs.values()))
+    return {p: evaluate(formula, {ref: v[p] for ref, v in inputs.items()}) for p in printers}
+
+
+def test_performance_and_oee_per_printer_are_the_utilisation_reports(filled: Filled) -> None:
+    """The overview's performance is the daemon's (controller/accounting/oee.py) for the same prints,
+    capped at 1, and its OEE is availability x performance x quality as its other bars show them."""
+    board = boards()["overview.json"]
+    variables = variable_values(board, filled)
+    bars = {p["title"]: per_printer(p, variables, filled) for p in board["panels"] if p["type"] == "bargauge"}
+    performance = bars["Performance per printer"]
+    assert performance == pytest.approx(filled.run.performance)
+    assert performance["p1"] == 1.0  # its prints beat their estimate: capped
+    assert 0 < performance["p2"] < 1
+    availability, quality = bars["Availability per printer"], bars["Quality per printer"]
+    assert bars["OEE per printer"] == pytest.approx(
+        {p: availability[p] * performance[p] * quality[p] for p in ("p1", "p2")}
+    )
+    assert bars["OEE per printer"]["p2"] < quality["p2"] * availability["p2"]  # performance counts
 
 
 def test_a_name_the_daemon_does_not_write_is_caught(filled: Filled) -> None:
