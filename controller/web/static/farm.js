@@ -100,6 +100,22 @@
     refresh("queue");
   }
 
+  // The event stream carries state changes; progress and temperatures change in between without one.
+  // While something prints (and every 10 s otherwise, for the temperature chart) the page asks for
+  // the printers' figures: one small request, and none while the tab is hidden.
+  var lastTick = 0;
+  function tick() {
+    if (document.hidden || pollTimer !== null) return;
+    var busy = document.querySelector('.card[data-state="printing"], .card[data-state="paused"]');
+    if (!busy && Date.now() - lastTick < 10000) return;
+    lastTick = Date.now();
+    fetch("/api/v1/printers", { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (list) {
+      if (list) list.forEach(onPrinter);
+    }).catch(function () {});
+  }
+
   function startPolling() {
     if (pollTimer === null) {
       setLive("polling", "polling every 5 s");
@@ -295,5 +311,6 @@
     drawKwh();
     poll();  // the first temperatures, and the queue as it is now
     setInterval(sampleTemps, 1000);
+    setInterval(tick, 2000);
   });
 })();
