@@ -62,6 +62,7 @@
       fire("farm-card", card);
       return;
     }
+    card.dataset.detail = p.detail;  // the host's own words: Pausing, then Paused
     var bar = field(card, "progress");
     if (bar && p.progress !== null) bar.value = p.progress;
     var text = field(card, "progress-text");
