@@ -32,9 +32,11 @@ from controller.config import (
     InfluxConfig,
     config_warnings,
 )
+from controller.config.reload import Reloader
 from controller.connlimits import BACKLOG, KEEP_ALIVE_S, ConnectionGuard, connection_cap, raise_file_limit
 from controller.core.events import EventFeed
 from controller.fleet.coordinator import Fleet, fleet_session
+from controller.fleet.maintenance import Maintenance
 from controller.fleet.materials import LoadedMaterials
 from controller.jobs.beds import Beds
 from controller.jobs.dispatch import Dispatcher
@@ -45,7 +47,6 @@ from controller.sdnotify import Notifier
 from controller.store import AsyncStore, Store
 from controller.tasks import run_until_stopped
 from controller.telemetry.farm import FarmTelemetry
-from controller.telemetry.ingest import MqttIngest
 from controller.telemetry.sink import InfluxSink
 from controller.telemetry.spool import Spool
 from controller.telemetry.writer import TelemetryWriter
@@ -125,17 +126,24 @@ async def _watchdog(stop: asyncio.Event, notifier: Notifier) -> None:
 
 
 async def run_daemon(
-    config: Config, stop: asyncio.Event | None = None, on_ready: Callable[[], object] | None = None
+    config: Config,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], object] | None = None,
+    *,
+    config_path: Path | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set); every task flushes and returns.
 
-    `on_ready` is called once the API serves (the demo prints its banner then).
+    `on_ready` is called once the API serves (the demo prints its banner then). SIGHUP reads
+    `config_path` again (controller/config/reload.py).
     """
     started = time.monotonic()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Until the reloader takes it over: SIGHUP's default action would end the daemon.
+    loop.add_signal_handler(signal.SIGHUP, log.warning, "SIGHUP while starting: ignored; send it again")
     notifier = Notifier.from_env()
     for warning in config_warnings(config):
         log.warning("config: %s", warning)
@@ -149,9 +157,10 @@ async def run_daemon(
     store = _open_store(config.controller.state_dir)
     try:
         async with fleet_session() as session:
-            await _serve(config, stop, notifier, store, session, started, on_ready)
+            await _serve(config, stop, notifier, store, session, started, on_ready, config_path=config_path)
     finally:
         store.close()
+        loop.remove_signal_handler(signal.SIGHUP)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     log.info("stopped")
@@ -198,12 +207,24 @@ async def _serve(
     session: aiohttp.ClientSession,
     started: float,
     on_ready: Callable[[], object] | None,
+    *,
+    config_path: Path | None = None,
 ) -> None:
     # A bed whose state was never recorded counts as used: an operator confirms it once.
     beds = await Beds.load(store, [p.name for p in config.printers])
     # What is loaded on each printer: its last recorded load, else its config `materials`.
     loaded = await LoadedMaterials.load(store, config.printers)
-    fleet = Fleet(config.printers, config.controller, session, beds=beds, feed=store.feed, materials=loaded)
+    # Printers an operator took out of service stay out across a restart.
+    maintenance = await Maintenance.load(store, [p.name for p in config.printers])
+    fleet = Fleet(
+        config.printers,
+        config.controller,
+        session,
+        beds=beds,
+        feed=store.feed,
+        materials=loaded,
+        maintenance=maintenance,
+    )
     files = FileStore(config.controller.state_dir / "files")
     queue = JobQueue(config, store, files, fleet)
     dispatcher = Dispatcher(store, files, fleet, config.jobs, waiting=queue.waiting)
@@ -211,6 +232,10 @@ async def _serve(
     # Subscribed before the ingest starts publishing: the first readings count.
     accountant = Accountant(config, fleet, store, store.feed) if store.feed is not None else None
     telemetry = _telemetry(config, fleet, store, sources)
+    # Runs the printers' coordinators and the MQTT ingest, and changes them on SIGHUP.
+    reloader = Reloader(
+        config, config_path, fleet=fleet, queue=queue, dispatcher=dispatcher, feed=store.feed, sources=sources
+    )
     timeline = TimelineRecorder(fleet, store, sources.writer)
     cap = connection_cap(raise_file_limit())
     app = create_app(config, queue, sources, stopping=stop)
@@ -220,8 +245,9 @@ async def _serve(
     async with asyncio.TaskGroup() as tg:
         for name, runner in telemetry:
             tg.create_task(runner(stop), name=name)
-        for name, coordinator in fleet.coordinators.items():
-            tg.create_task(coordinator.run(stop), name=f"printer:{name}")
+        reloader.start(tg)
+        tg.create_task(reloader.run(stop), name="config-reload")
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.request)
         tg.create_task(timeline.run(stop), name="printer-timeline")
         if accountant is not None:
             tg.create_task(accountant.run(stop), name="accounting")
@@ -252,7 +278,7 @@ Runner = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 def _telemetry(
     config: Config, fleet: Fleet, store: AsyncStore, sources: MetricSources
 ) -> list[tuple[str, Runner]]:
-    """The writer, the MQTT ingest and the printer/job points, as far as the config asks for them."""
+    """The writer and the printer/job points, as far as the config asks for them."""
     runners: list[tuple[str, Runner]] = []
     influx = config.influx
     if influx is not None:
@@ -275,11 +301,8 @@ def _telemetry(
             writer.upstream.append(sink.done)
             sources.sink = sink
             runners.append(("influx-sink", sink.run))
-    if config.mqtt is not None and config.sensors:
-        # Without [influx] the readings are decoded and counted, and no subscriber stores them.
-        ingest = MqttIngest(config.mqtt, config.sensors, store.feed or EventFeed())
-        sources.ingest = ingest
-        runners.append(("mqtt-ingest", ingest.run))
+    # The MQTT ingest is the Reloader's: SIGHUP restarts it with the new sensors. Without [influx] the
+    # readings are decoded and counted, and no subscriber stores them.
     return runners
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import FastAPI
 
-from controller.api import docs, errors, jobs, metrics, printers
+from controller.api import docs, errors, jobs, metrics, operations, printers
 from controller.api import events as live_events
 from controller.api import reports as reports_api
 from controller.api import utilisation as utilisation_report
@@ -59,6 +59,8 @@ def create_app(
 
     app.include_router(printers.router)
     app.include_router(jobs.router)
+    app.include_router(operations.jobs_router)
+    app.include_router(operations.printers_router)
     app.include_router(reports_api.router)
     app.include_router(utilisation_report.router)
     app.include_router(live_events.router)

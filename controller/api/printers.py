@@ -34,6 +34,14 @@ class TemperatureOut(BaseModel):
     target: float | None = Field(description="Target °C; 0 means off", examples=[215.0])
 
 
+class MaintenanceOut(BaseModel):
+    """Why and since when a printer is out of service."""
+
+    reason: str = Field(description="As the operator gave it", examples=["nozzle swap"])
+    since: datetime = Field(description="When it was taken out (UTC)")
+    by: str | None = Field(description="Name of the API token that took it out", examples=["ops"])
+
+
 class PrinterOut(BaseModel):
     """One printer as the farm sees it."""
 
@@ -55,6 +63,11 @@ class PrinterOut(BaseModel):
     )
     error: str | None = Field(None, description="The printer's error message in state error")
     last_seen: datetime | None = Field(None, description="Last answer from its host (UTC)")
+    maintenance: MaintenanceOut | None = Field(
+        None,
+        description="Set while the printer is out of service (it takes no new job); "
+        "POST/DELETE …/maintenance change it",
+    )
 
 
 def printer_out(coordinator: PrinterCoordinator, fleet: Fleet) -> PrinterOut:
@@ -75,7 +88,13 @@ def printer_out(coordinator: PrinterCoordinator, fleet: Fleet) -> PrinterOut:
         bed_clear=coordinator.bed_clear,
         error=status.error,
         last_seen=status.last_seen,
+        maintenance=_maintenance(fleet, printer.name),
     )
+
+
+def _maintenance(fleet: Fleet, name: str) -> MaintenanceOut | None:
+    spell = fleet.maintenance.of(name)
+    return None if spell is None else MaintenanceOut(reason=spell.reason, since=spell.since, by=spell.by)
 
 
 def _coordinator(fleet: Fleet, name: str) -> PrinterCoordinator:

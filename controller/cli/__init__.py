@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 
 import controller.cli.report  # noqa: F401 - registers report and passport
-from controller.cli import daemon, printers, queue  # noqa: F401 - each module registers its commands
+from controller.cli import daemon, ops, printers, queue  # noqa: F401 - each module registers its commands
 from controller.cli.app import app
+from controller.cli.watch import with_watch_default
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(args=with_watch_default(sys.argv[1:]))
     except KeyboardInterrupt:
         sys.exit(130)

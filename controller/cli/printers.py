@@ -1,5 +1,5 @@
-"""`farmctl printers`, `farmctl clear` and `farmctl load`: the fleet's live state, the bed-clear confirmation
-and the material loaded on a printer."""
+"""`farmctl printers`, `farmctl clear` and `farmctl load`: the fleet's live state (once or `--watch`), the
+bed-clear confirmation and the material loaded on a printer. `printers maintenance`/`back` are in ops.py."""
 
 from __future__ import annotations
 
@@ -12,6 +12,14 @@ from rich.table import Table
 
 from controller.cli.app import app, epilog
 from controller.cli.common import ApiClient, ApiOpt, ConfigOpt, JsonOpt, TokenOpt, ago, console, segment
+from controller.cli.watch import WatchOpt, watch
+
+printers_app = typer.Typer(
+    help="Printers: list them (the default), take one out of service and back.",
+    epilog=epilog("farmctl printers --watch 5"),
+    rich_markup_mode=None,
+)
+app.add_typer(printers_app, name="printers")
 
 _STATE_STYLE = {"idle": "green", "printing": "cyan", "paused": "yellow", "error": "red", "offline": "dim"}
 
@@ -25,17 +33,31 @@ def _temp(temps: dict[str, Any], key: str) -> str:
 
 
 def _bed(printer: dict[str, Any]) -> str:
+    if printer.get("maintenance"):
+        return f"[magenta]maintenance: {escape(printer['maintenance']['reason'])}[/]"
     if printer["state"] in ("printing", "paused"):
         return "in use"
     return "clear" if printer.get("bed_clear") else "[yellow]to clear[/]"
 
 
-@app.command(epilog=epilog("farmctl printers --json"))
+@printers_app.callback(invoke_without_command=True)
 def printers(
-    config: ConfigOpt = None, api: ApiOpt = None, token_file: TokenOpt = None, json_: JsonOpt = False
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    api: ApiOpt = None,
+    token_file: TokenOpt = None,
+    json_: JsonOpt = False,
+    watch_s: WatchOpt = None,
 ) -> None:
-    """Live state of every printer: state, job, temperatures, nozzle, materials and its bed."""
-    rows = ApiClient(config, api, token_file).get("/api/v1/printers")
+    """Live state of every printer: state, job, temperatures, nozzle, materials and its bed (or why it
+    is out of service)."""
+    if ctx.invoked_subcommand is None:
+        client = ApiClient(config, api, token_file)
+        watch(lambda: _show(client, json_), watch_s, "farmctl printers")
+
+
+def _show(client: ApiClient, json_: bool) -> None:
+    rows = client.get("/api/v1/printers")
     if json_:
         typer.echo(json.dumps(rows, indent=2))
         return

@@ -18,7 +18,9 @@ import aiohttp
 
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.availability import Availability, Backoff
+from controller.core.errors import NotFound
 from controller.core.events import EventFeed, PrinterChanged
+from controller.fleet.maintenance import Maintenance
 from controller.fleet.materials import LoadedMaterials
 from controller.fleet.state import PrinterState, PrinterStatus, farm_state
 from controller.jobs import job_id_of
@@ -102,6 +104,10 @@ class PrinterCoordinator:
         self._event_at: float | None = None  # when an event last changed the state (see EVENT_HOLD_S)
         self._before_event = PrinterState.OFFLINE  # the state that event replaced
         self._cancel_sent: tuple[str, float] | None = None  # (file, when) of the last cancel accepted
+        # Out of service (set by the Fleet from its Maintenance), or leaving the config once its job
+        # ends (controller/config/reload.py): either way it takes no new job.
+        self.out_of_service = False
+        self.retiring = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll, follow push, back off while down; returns when `stop` is set."""
@@ -253,6 +259,10 @@ class PrinterCoordinator:
         OctoPrint sends PrintDone or PrintCancelled before it has finished or cancelled and accepts a
         new print: a printer shown idle by an event takes no job until then.
         """
+        # In maintenance or leaving the config: never settled for a new job. (The dispatcher asks
+        # this before it counts a printer free; the scheduler also skips a slot in maintenance.)
+        if self.out_of_service or self.retiring:
+            return False
         return self._event_at is None or time.monotonic() - self._event_at > EVENT_HOLD_S
 
     def _held(self, state: PrinterState) -> bool:
@@ -325,8 +335,11 @@ class Fleet:
         feed: EventFeed | None = None,
         driver_factory: DriverFactory = octoprint_driver,
         materials: LoadedMaterials | None = None,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self.feed = feed or EventFeed()
+        self._settings, self._session, self._driver_factory = settings, session, driver_factory
+        self.maintenance = maintenance or Maintenance(p.name for p in printers)
         # What is loaded on each printer now (the daemon's from the store); else the config's.
         self.materials = LoadedMaterials.from_config(printers) if materials is None else materials
         if not isinstance(beds, Beds):  # a plain map (or every bed clear) kept in memory only
@@ -343,9 +356,59 @@ class Fleet:
             )
             for p in printers
         }
+        for name, coordinator in self.coordinators.items():
+            coordinator.out_of_service = self.maintenance.of(name) is not None
 
     def get(self, name: str) -> PrinterCoordinator | None:
         return self.coordinators.get(name)
+
+    async def begin_maintenance(self, name: str, reason: str, *, by: str | None) -> PrinterCoordinator:
+        """Take a printer out of service (a print running on it goes on); see Maintenance.begin."""
+        coordinator = self._known(name)
+        await self.maintenance.begin(name, reason, by=by)
+        coordinator.out_of_service = True
+        self.feed.publish_nowait(PrinterChanged(coordinator.status))  # the API's watchers see it
+        return coordinator
+
+    async def end_maintenance(self, name: str, *, by: str | None) -> PrinterCoordinator:
+        """Back in service; the dispatcher takes the change as a reason for a round."""
+        coordinator = self._known(name)
+        await self.maintenance.end(name, by=by)
+        coordinator.out_of_service = False
+        self.feed.publish_nowait(PrinterChanged(coordinator.status))
+        return coordinator
+
+    def _known(self, name: str) -> PrinterCoordinator:
+        coordinator = self.coordinators.get(name)
+        if coordinator is None:
+            raise NotFound(f"no printer named {name!r}")
+        return coordinator
+
+    def add(self, printer: PrinterConfig) -> PrinterCoordinator:
+        """A coordinator for a printer the config gained (or changed); the caller runs it.
+
+        The map is replaced, never changed in place: loops that await while they walk the old one
+        (the dispatcher's round, the timeline) finish on it and see the new one next time.
+        """
+        coordinator = PrinterCoordinator(
+            printer,
+            self._settings,
+            self._session,
+            self.feed,
+            beds=self.beds,
+            driver_factory=self._driver_factory,
+        )
+        self.maintenance.add_printer(printer.name)
+        coordinator.out_of_service = self.maintenance.of(printer.name) is not None
+        self.materials.add_printer(printer.name, printer.materials)
+        self.coordinators = {**self.coordinators, printer.name: coordinator}
+        return coordinator
+
+    def remove(self, name: str) -> PrinterCoordinator | None:
+        """Forget a printer the config lost; the caller stops its coordinator."""
+        coordinator = self.coordinators.get(name)
+        self.coordinators = {k: v for k, v in self.coordinators.items() if k != name}
+        return coordinator
 
 
 def fleet_session() -> aiohttp.ClientSession:

@@ -117,6 +117,10 @@ class LoadedMaterials:
         }
         return cls(loaded, store)
 
+    def add_printer(self, printer: str, configured: Sequence[str]) -> None:
+        """A printer added at run time: its config's materials unless it already has an entry."""
+        self._loaded.setdefault(printer, tuple(configured))
+
     def of(self, printer: str) -> tuple[str, ...]:
         """What is loaded on `printer` now (empty for a printer the farm does not know)."""
         return self._loaded.get(printer, ())

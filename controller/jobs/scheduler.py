@@ -25,6 +25,12 @@ class PrinterSlot:
     build_volume: tuple[float, float, float]
     state: PrinterState
     job_id: int | None = None  # the farm job on it, for telling why others wait
+    maintenance: str | None = None  # why it is out of service; it takes no job meanwhile
+
+    @property
+    def free(self) -> bool:
+        """Idle and in service: it may take a job this round."""
+        return self.state is PrinterState.IDLE and self.maintenance is None
 
     @classmethod
     def from_config(
@@ -34,9 +40,11 @@ class PrinterSlot:
         job_id: int | None = None,
         *,
         materials: Sequence[str] | None = None,
+        maintenance: str | None = None,
     ) -> PrinterSlot:
         """The slot for a configured printer in its current state, with the `materials` loaded on it
-        now (controller.fleet.materials; the config's list only where none is given)."""
+        now (controller.fleet.materials; the config's list only where none is given) and the reason
+        it is out of service, if it is."""
         return cls(
             config.name,
             config.group,
@@ -45,6 +53,7 @@ class PrinterSlot:
             config.build_volume,
             state,
             job_id,
+            maintenance,
         )
 
 
@@ -167,9 +176,7 @@ def schedule(
             return []
         limit = 1  # staggered start: spread print starts, and their heat-up load, across the farm
 
-    free = {
-        slot.name: slot for slot in sorted(slots, key=lambda s: s.name) if slot.state is PrinterState.IDLE
-    }
+    free = {slot.name: slot for slot in sorted(slots, key=lambda s: s.name) if slot.free}
     pending = [job for job in queued if job.state is JobState.QUEUED]
     # Capability is fixed for the round, so work it out once; printers only ever leave `free`.
     capable = {

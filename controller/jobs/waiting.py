@@ -39,8 +39,10 @@ def _names(parts: list[str]) -> str:
 
 
 def slot_state(slot: PrinterSlot) -> str:
-    """`demo-1 printing job 3`, `demo-1 awaiting bed clear`, `demo-1 offline`, …"""
+    """`demo-1 printing job 3`, `demo-1 awaiting bed clear`, `demo-1 in maintenance: nozzle swap`, …"""
     state = slot.state
+    if slot.maintenance is not None and state not in (PrinterState.PRINTING, PrinterState.PAUSED):
+        return f"{slot.name} in maintenance: {slot.maintenance}"
     if state is PrinterState.AWAITING_CLEAR:
         return f"{slot.name} awaiting bed clear"
     if state in (PrinterState.PRINTING, PrinterState.PAUSED):
@@ -112,7 +114,7 @@ def waiting_reasons(
     if min_gap_s > 0 and last_start is not None:
         gap_left = max(0.0, min_gap_s - (now - last_start))
     ordered = sorted(slots, key=lambda s: s.name)
-    idle = [s for s in ordered if s.state is PrinterState.IDLE]
+    idle = [s for s in ordered if s.free]
     reasons: dict[int, str] = {}
     for job in queued:
         if job.state is not JobState.QUEUED or job.id in started:
@@ -124,7 +126,7 @@ def waiting_reasons(
                 "no configured printer can take it now (the config changed since it was queued)"
             )
             continue
-        free = [s for s in capable if s.state is PrinterState.IDLE]
+        free = [s for s in capable if s.free]
         parts: list[str] = []
         if free:
             unclaimed = [s for s in free if s.name not in taken]
