@@ -1,10 +1,12 @@
 """Config reload on SIGHUP against a daemon process and real OctoPrint virtual printers: an added printer
 is watched without the others dropping (a running print goes on), a bad config is refused with the
 reason logged and nothing changed, a removed printer is no longer watched (one with a job only once
-that job has ended), other sections are logged as needing a restart."""
+that job has ended), other sections are logged as needing a restart; new sensors restart the MQTT
+ingest (real mosquitto)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,8 +18,9 @@ from typing import Any
 from controller.store import Store
 from tests.conftest import OctoPrintFactory
 from tests.farm import TOKENS, print_file
-from tests.helpers import PrinterSpec, write_config
+from tests.helpers import PrinterSpec, metric_value, write_config
 from tests.peers.base import free_port
+from tests.peers.servers import MosquittoPeer
 from tests.test_crash import Api
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +109,7 @@ def test_sighup_adds_refuses_and_removes_printers(octoprint: OctoPrintFactory, t
         lines = log.read_text()
         assert "Traceback" not in lines, lines[-3000:]
     finally:
+        api.client.close()
         if daemon.poll() is None:
             daemon.send_signal(signal.SIGTERM)
             try:
@@ -114,3 +118,69 @@ def test_sighup_adds_refuses_and_removes_printers(octoprint: OctoPrintFactory, t
                 daemon.kill()
                 daemon.wait(10)
     assert daemon.returncode == 0, log.read_text()[-3000:]
+
+
+PLUG = '[[sensors]]\nid = "plug-1"\ntopic = "tele/plug-1/SENSOR"\nprofile = "tasmota"\n'
+METER = (
+    '[[sensors]]\nid = "meter"\ntopic = "workshop/meter"\nprofile = "json"\nmeasurement = "power"\n'
+    '[[sensors.fields]]\npath = "watts"\nfield = "power_w"\n'
+)
+
+
+def _publish(mosquitto: MosquittoPeer, topic: str, payload: str) -> None:
+    broker = ["-h", "127.0.0.1", "-p", str(mosquitto.port)]
+    subprocess.run(["mosquitto_pub", *broker, "-q", "1", "-t", topic, "-m", payload], check=True, timeout=10)
+
+
+def _connected(api: Api) -> bool:
+    return metric_value(api.client.get("/metrics").text, "farmctl_mqtt_connected") == 1
+
+
+def _decoded(api: Api) -> float:
+    return metric_value(api.client.get("/metrics").text, "farmctl_mqtt_messages_decoded_total")
+
+
+def test_sighup_restarts_the_ingest_with_the_new_sensors(mosquitto: MosquittoPeer, tmp_path: Path) -> None:
+    port = free_port()
+    mqtt = f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nclient_id = "farmctl-reload"\n'
+    path = write_config(tmp_path, [], api_port=port, tokens=TOKENS, sections=mqtt + PLUG)
+    log = tmp_path / "daemon.log"
+    with log.open("a") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "tests.reloading_daemon", str(path)], stdout=out, stderr=out, cwd=REPO
+        )
+    api = Api(f"http://127.0.0.1:{port}", (tmp_path / "etc/secrets/viewer.token").read_text().strip())
+    plug = json.dumps({"ENERGY": {"Power": 100.0, "Total": 1.5}})
+    try:
+        api.wait_up()
+        _until(
+            lambda: metric_value(api.client.get("/metrics").text, "farmctl_mqtt_connected") == 1, "MQTT up"
+        )
+        _publish(mosquitto, "tele/plug-1/SENSOR", plug)
+        _until(lambda: _decoded(api) == 1, "the plug's reading")
+        # Not a sensor yet: the ingest does not even subscribe to it.
+        _publish(mosquitto, "workshop/meter", '{"watts": 12.5}')
+        time.sleep(1)
+        assert _decoded(api) == 1
+
+        write_config(tmp_path, [], api_port=port, tokens=TOKENS, sections=mqtt + PLUG + METER)
+        daemon.send_signal(signal.SIGHUP)
+        _until(lambda: "MQTT ingest restarted with 2 sensors" in log.read_text(), "the ingest restarted")
+        _until(
+            lambda: metric_value(api.client.get("/metrics").text, "farmctl_mqtt_connected") == 1, "MQTT up"
+        )
+        _publish(mosquitto, "workshop/meter", '{"watts": 12.5}')
+        _publish(mosquitto, "tele/plug-1/SENSOR", plug)
+        # The counters go on from where they were: 1 + the meter + the plug.
+        _until(lambda: _decoded(api) == 3, "both sensors' readings after the reload", timeout=30)
+    finally:
+        api.client.close()
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait(10)
+    assert daemon.returncode == 0, log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text()

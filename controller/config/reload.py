@@ -234,6 +234,7 @@ class Reloader:
         ingest = MqttIngest(config.mqtt, config.sensors, self.feed or EventFeed())
         if self.ingest is not None:
             ingest.stats = self.ingest.stats  # /metrics counters keep counting across a restart
+            ingest.stats.connected = False  # until the new client has subscribed
         self.ingest = ingest
         if self.sources is not None:
             self.sources.ingest = ingest
