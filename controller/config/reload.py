@@ -27,6 +27,7 @@ from controller.jobs import ACTIVE_STATES
 from controller.jobs.dispatch import Dispatcher
 from controller.jobs.queue import JobQueue
 from controller.telemetry.ingest import MqttIngest
+from devices.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class Reloader:
         # The tracker keeps the last push events per printer and has no public way to add one yet.
         self.dispatcher.tracker._events.setdefault(printer.name, deque(maxlen=32))
         self._run_printer(coordinator)
-        log.info("config reload: printer=%s added (%s)", printer.name, printer.url)
+        log.info("config reload: printer=%s added (%s)", printer.name, redact_url(str(printer.url)))
         if printer.plugs or printer.scale:
             log.warning(
                 "config reload: printer=%s: its plug and scale are measured after a restart", printer.name
