@@ -252,6 +252,7 @@ async def _in_browser(
         await asyncio.to_thread(flow, page)
     except Exception:
         await asyncio.to_thread(page.shot, f"{name}-failed")
+        print(f"{name} failed; the page's message: {page.text('#toast')!r}; console: {page.errors()}")
         raise
     finally:
         await asyncio.to_thread(driver.quit)
@@ -270,3 +271,62 @@ async def test_operator_and_viewer_in_a_real_browser(
         await _in_browser("viewer", tmp_path, base, shots, lambda page: _viewer_flow(page, viewer))
         job = await farm.job(1)
         assert job["state"] == "completed"
+
+
+def _operations_flow(page: Page, token: str) -> None:
+    driver = page.driver
+    page.sign_in(token)
+    page.until(lambda d: page.text("#live") == "live", "the event stream to connect")
+    page.until(lambda d: page.attr(".jobs li:nth-child(2)", "id") == "job-2", "both jobs in the queue")
+    assert page.attr(".jobs li:nth-child(1)", "id") == "job-1"  # equal priority: the older first
+
+    page.click("#job-2 button[title='Move up']")
+    page.until(lambda d: page.attr(".jobs li:nth-child(1)", "id") == "job-2", "job 2 moved to the front")
+    page.shot("operations-queue-moved-up")
+
+    page.click("#printer-p1 details.maint summary")
+    page.one("#printer-p1 details.maint input[name=reason]").send_keys("nozzle swap")
+    page.click("#printer-p1 details.maint button[type=submit]")
+    page.until(
+        lambda d: "out of service: nozzle swap" in page.text("#printer-p1"), "the printer out of service"
+    )
+    page.shot("operations-out-of-service")
+    page.click("#printer-p1 button[hx-delete]")  # Back in service
+    page.until(lambda d: page.attr("#printer-p1", "data-maintenance") == "false", "the printer back")
+
+    page.click("#printer-p1 button.primary")  # Bed is clear: the moved job starts first
+    page.until(lambda d: page.attr("#printer-p1", "data-job") == "2", "job 2 on the printer")
+    page.until(lambda d: page.attr("#printer-p1", "data-state") == "printing", "job 2 printing")
+    page.click("#printer-p1 button[hx-post$='/pause']")
+    page.until(lambda d: page.attr("#printer-p1", "data-state") == "paused", "the print paused")
+    # OctoPrint says Pausing until the head is parked, and takes no resume before Paused.
+    page.until(lambda d: page.attr("#printer-p1", "data-detail") == "Paused", "the head parked")
+    page.shot("operations-paused")
+    page.click("#printer-p1 button[hx-post$='/resume']")
+    page.until(lambda d: page.attr("#printer-p1", "data-state") == "printing", "the print resumed")
+
+    page.click("#job-1 button.danger")  # Cancel asks first
+    WebDriverWait(driver, WAIT_S).until(lambda d: d.switch_to.alert).accept()
+    page.until(lambda d: "cancelled" in page.text("#history-1"), "job 1 cancelled in the history")
+    page.until(lambda d: page.attr("#printer-p1", "data-state") == "awaiting_clear", "job 2 finished")
+    page.until(lambda d: "completed" in page.text("#history-2"), "job 2 completed in the history")
+    page.click("#history-2 button[hx-post$='/reprint']")
+    page.until(lambda d: page.attr("#job-3", "data-state") == "queued", "the reprint queued as job 3")
+    driver.execute_script("document.getElementById('queue-section').scrollIntoView();")
+    page.shot("operations-reprinted")
+    assert page.errors() == []
+
+
+async def test_operator_controls_move_maintenance_pause_cancel_reprint(
+    tmp_path: Path, octoprint: OctoPrintFactory, shots: Path
+) -> None:
+    (peer,) = octoprint(1)
+    config = config_for(tmp_path, [PrinterSpec("p1", peer.url, peer.api_key)], tokens=TOKENS)
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        await farm.submit(print_file(tmp_path / "short.gcode", seconds=1.0))
+        await farm.submit(_gcode(tmp_path / "long.gcode"))
+        base = str(farm.api.base_url).rstrip("/")
+        ops = farm.tokens["ops"]
+        await _in_browser("operations", tmp_path, base, shots, lambda page: _operations_flow(page, ops))
+        states = {j["id"]: j["state"] for j in await farm.jobs()}
+        assert states == {1: "cancelled", 2: "completed", 3: "queued"}
