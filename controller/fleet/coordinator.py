@@ -23,6 +23,7 @@ from controller.core.events import EventFeed, PrinterChanged
 from controller.fleet.maintenance import Maintenance
 from controller.fleet.materials import LoadedMaterials
 from controller.fleet.state import PrinterState, PrinterStatus, farm_state
+from controller.fleet.state import state_of_event as state_of_event  # where it was first
 from controller.jobs import job_id_of
 from controller.jobs.beds import Beds
 from controller.tasks import run_until_stopped
@@ -41,26 +42,6 @@ EVENT_HOLD_S = 2.5
 # frames still say the print runs; a second cancel meanwhile counts the print failed twice in the file's
 # history. So a print is asked to stop once, and again only if it still runs this long after.
 CANCEL_PATIENCE_S = 30.0
-_EVENT_STATES = {
-    EventKind.PRINT_STARTED: PrinterState.PRINTING,
-    EventKind.PRINT_RESUMED: PrinterState.PRINTING,
-    EventKind.PRINT_PAUSED: PrinterState.PAUSED,
-    EventKind.PRINT_DONE: PrinterState.IDLE,
-    EventKind.PRINT_CANCELLED: PrinterState.IDLE,
-    EventKind.ERROR: PrinterState.ERROR,
-    EventKind.DISCONNECTED: PrinterState.OFFLINE,
-}
-
-
-def state_of_event(event: PrinterEvent) -> PrinterState | None:
-    """The printer state an event implies, or None when it implies none."""
-    if event.kind is EventKind.PRINT_FAILED:
-        # Cancelled: the printer is idle again; an error leaves it in error (the Error event says why).
-        return PrinterState.IDLE if event.reason == "cancelled" else PrinterState.ERROR
-    if event.kind is EventKind.STATE_CHANGED:
-        return None if event.state is None else farm_state(event.state)
-    return _EVENT_STATES.get(event.kind)
-
 
 # Builds the driver for one printer; the session is the fleet's shared HTTP session.
 DriverFactory = Callable[[PrinterConfig, ControllerConfig, aiohttp.ClientSession], PrinterDriver]
