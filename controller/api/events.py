@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel
@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from controller.api import jobs, printers
 from controller.api.auth import Caller, require
-from controller.api.services import Services
+from controller.api.services import ServicesDep, services_of
 from controller.config import Role
 from controller.core.errors import NotFound, Unavailable
 from controller.core.events import EventFeed, JobChanged, PrinterChanged
@@ -103,9 +103,9 @@ class LiveUpdates:
     @classmethod
     def attach(cls, app: FastAPI) -> LiveUpdates:
         """The live updates of `app` (made by create_app), with their /metrics; run them in the daemon."""
-        services: Services = app.state.services
+        services = services_of(app)
         hub = cls(services.queue, services.fleet.feed)
-        app.state.live_updates = hub
+        services.live_updates = hub
         services.metrics.registry.register(_StreamCollector(hub))
         return hub
 
@@ -328,13 +328,13 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/events", response_class=EventStreamResponse, responses=_STREAM_DOC, include_in_schema=False)
-async def events(request: Request, _: Annotated[Caller, Depends(stream_caller)]) -> Response:
+async def events(farm: ServicesDep, _: Annotated[Caller, Depends(stream_caller)]) -> Response:
     """Live updates as server-sent events. First a `retry:` hint and a snapshot: every printer as
     `event: printer` (data: the object GET /api/v1/printers/{name} returns) and every job not finished
     as `event: job` (data: as GET /api/v1/jobs/{id}); then the same for each change, and a `: keep-alive`
     comment every 15 s. Ends when the daemon stops; reconnect and start from the snapshot again.
     Role: viewer."""
-    hub: LiveUpdates | None = getattr(request.app.state, "live_updates", None)
+    hub = farm.live_updates
     if hub is None:
         raise Unavailable("live updates are not running")
     stream = hub.open()

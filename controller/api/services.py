@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, FastAPI, Request
 
@@ -15,11 +15,14 @@ from controller.config import Config
 from controller.fleet.coordinator import Fleet
 from controller.jobs.queue import JobQueue
 
+if TYPE_CHECKING:  # events.py imports this module
+    from controller.api.events import LiveUpdates
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Services:
     """What one app serves: made once by create_app. `stopping` is the daemon's stop event (None in
-    tests that build an app without one)."""
+    tests that build an app without one); `live_updates` the event streams, once the daemon runs them."""
 
     config: Config
     queue: JobQueue
@@ -27,6 +30,7 @@ class Services:
     metrics: FarmMetrics
     tokens: TokenRegistry
     stopping: asyncio.Event | None = None
+    live_updates: LiveUpdates | None = None
 
     def attach(self, app: FastAPI) -> None:
         """Make these the services `app`'s routes get."""
@@ -35,7 +39,12 @@ class Services:
 
 def services(request: Request) -> Services:
     """The services of the app serving `request`."""
-    found: Services = request.app.state.services
+    return services_of(request.app)
+
+
+def services_of(app: FastAPI) -> Services:
+    """The services create_app attached to `app` (for the daemon's wiring)."""
+    found: Services = app.state.services
     return found
 
 
