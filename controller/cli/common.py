@@ -75,9 +75,14 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def config_path(path: Path | None) -> Path:
+    """`path`, else $FARMCTL_CONFIG, else the default."""
+    return path or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
 def load(path: Path | None) -> Config:
     """The config from `path`, $FARMCTL_CONFIG or the default; exit 78 naming the key when it is bad."""
-    path = path or Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    path = config_path(path)
     try:
         return load_config(path)
     except ConfigError as exc:
