@@ -247,7 +247,9 @@ async def test_maintenance_blocks_dispatch_survives_a_restart_and_spares_a_runni
         await _idle(farm, "p1")
         (waiting,) = await farm.submit(print_file(tmp_path / "waiting.gcode"))
         await asyncio.sleep(3)  # several dispatch rounds
-        assert (await farm.job(waiting["id"]))["state"] == "queued"
+        queued = await farm.job(waiting["id"])
+        assert queued["state"] == "queued"
+        assert queued["waiting"] == "p1 in maintenance: nozzle swap"
 
         twice = await farm.api.post("/api/v1/printers/p1/maintenance", json={"reason": "again"})
         assert twice.status_code == 409, twice.text

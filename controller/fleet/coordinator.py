@@ -240,9 +240,9 @@ class PrinterCoordinator:
         OctoPrint sends PrintDone or PrintCancelled before it has finished or cancelled and accepts a
         new print: a printer shown idle by an event takes no job until then.
         """
-        # In maintenance or leaving the config: never settled for a new job. (The dispatcher asks
-        # this before it counts a printer free; the scheduler also skips a slot in maintenance.)
-        if self.out_of_service or self.retiring:
+        # Leaving the config: never settled for a new job. (Maintenance is the scheduler's: a slot in
+        # maintenance is never free, and its jobs' waiting reasons say why.)
+        if self.retiring:
             return False
         return self._event_at is None or time.monotonic() - self._event_at > EVENT_HOLD_S
 

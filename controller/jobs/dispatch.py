@@ -112,7 +112,11 @@ class Dispatcher:
             job = on_printer.get(name)
             job_id = job.id if job else self._uploading.get(name, job_id_of(coordinator.status.file))
             loaded = self.fleet.materials.of(name)
-            slots.append(PrinterSlot.from_config(coordinator.printer, state, job_id, materials=loaded))
+            reason = self.fleet.maintenance.reason(name)  # in maintenance: never free, and it says why
+            slot = PrinterSlot.from_config(
+                coordinator.printer, state, job_id, materials=loaded, maintenance=reason
+            )
+            slots.append(slot)
         queued = await self.store.call(self.store.sync.list_jobs, [JobState.QUEUED])
         now = self._clock()
         plan = schedule(
