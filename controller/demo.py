@@ -123,6 +123,7 @@ def banner(config_path: Path, listen: str, count: int, metered: bool = False) ->
     lines = [
         "",
         f"farmctl demo is ready: {count} virtual printers, API http://{listen}",
+        f"  web page:  http://{listen}/ (sign in with the token in {secrets_dir}/admin.token)",
         f"  API docs:  http://{listen}/docs (sign in with {secrets_dir}/viewer.token)",
         f"  tokens:    {secrets_dir}/admin.token (admin), {secrets_dir}/viewer.token (viewer)",
         "  meters:    simulated plugs on every printer and a spool scale on demo-1: a finished job "
