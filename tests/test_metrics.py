@@ -46,6 +46,13 @@ FAMILIES = {
     "farmctl_sensor_readings_refused": ("counter", set()),
     "farmctl_events_dropped": ("counter", {"subscriber"}),
     "farmctl_events_waiting": ("gauge", {"subscriber"}),
+    "farmctl_event_streams": ("gauge", set()),
+    "farmctl_event_streams_blocked": ("gauge", set()),
+    "farmctl_event_streams_pending_bytes": ("gauge", set()),
+    "farmctl_event_streams_opened": ("counter", set()),
+    "farmctl_event_streams_refused": ("counter", set()),
+    "farmctl_event_streams_dropped": ("counter", {"reason"}),
+    "farmctl_event_stream_objects_dropped": ("counter", set()),
 }
 SCALE = "scales/sensor/scale_1/state"
 
