@@ -54,7 +54,10 @@ def test_sighup_adds_refuses_and_removes_printers(octoprint: OctoPrintFactory, t
     log = tmp_path / "daemon.log"
     with log.open("a") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "controller", "run", "--config", str(path)], stdout=out, stderr=out, cwd=REPO
+            [sys.executable, "-m", "controller", "run", "--config", str(path)],
+            stdout=out,
+            stderr=out,
+            cwd=REPO,
         )
     api = Api(f"http://127.0.0.1:{port}", (tmp_path / "etc/secrets/ops.token").read_text().strip())
 
@@ -147,7 +150,10 @@ def test_sighup_restarts_the_ingest_with_the_new_sensors(mosquitto: MosquittoPee
     log = tmp_path / "daemon.log"
     with log.open("a") as out:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "controller", "run", "--config", str(path)], stdout=out, stderr=out, cwd=REPO
+            [sys.executable, "-m", "controller", "run", "--config", str(path)],
+            stdout=out,
+            stderr=out,
+            cwd=REPO,
         )
     api = Api(f"http://127.0.0.1:{port}", (tmp_path / "etc/secrets/viewer.token").read_text().strip())
     plug = json.dumps({"ENERGY": {"Power": 100.0, "Total": 1.5}})
