@@ -264,13 +264,18 @@ class SimMeterPlug:
                     if down:
                         log.info("sim=%s broker reachable again", self.device)
                         down = False
-                    await self._publish_relay(client)
-                    await first_of(
-                        stop.wait(),
-                        self._session_over.wait(),
-                        self._publish_loop(client),
-                        self._listen(client),
-                    )
+                    try:
+                        await self._publish_relay(client)
+                        await first_of(
+                            stop.wait(),
+                            self._session_over.wait(),
+                            self._publish_loop(client),
+                            self._listen(client),
+                        )
+                    finally:
+                        # At once: leaving the client waits for its disconnect, which a broker that
+                        # went away answers only when aiomqtt's own timeout ends.
+                        self.connected.clear()
             except aiomqtt.MqttError as exc:
                 if not down:
                     log.warning("sim=%s broker unreachable, retrying: %s", self.device, exc)
