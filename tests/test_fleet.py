@@ -86,10 +86,15 @@ async def test_fleet_tracks_prints_faults_and_dead_hosts(
         # idle → printing → awaiting_clear after an upload-and-print, followed by push: any print,
         # even one started on OctoPrint itself, leaves a part on the bed.
         await client_a.upload(gcode(tmp_path / "a.gcode", 1500), "fleet-a.gcode")
-        await eventually(lambda: state(fleet, "a") is PrinterState.PRINTING, 15, "a printing")
         a_status = fleet.get("a")
         assert a_status is not None
-        assert a_status.status.file == "fleet-a.gcode"
+        # OctoPrint's state change and its PrintStarted (which names the file) are two events, a few
+        # milliseconds apart: the printer shows printing with its file once both are in.
+        await eventually(
+            lambda: state(fleet, "a") is PrinterState.PRINTING and a_status.status.file == "fleet-a.gcode",
+            15,
+            "a printing fleet-a.gcode",
+        )
         await eventually(lambda: state(fleet, "a") is PrinterState.AWAITING_CLEAR, 60, "a awaiting clear")
         assert a_status.clear()
         assert state(fleet, "a") is PrinterState.IDLE
