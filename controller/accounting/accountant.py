@@ -300,7 +300,7 @@ class Accountant:
             progress=100.0 if print_.outcome is JobState.COMPLETED else job.progress,
             drift_pct=self.settings.drift_pct,
         )
-        grams = figures.filament_measured_g if figures.filament_measured_g is not None else None
+        grams = figures.filament_measured_g
         if grams is None and job.filament_g is not None:
             share = 1.0 if print_.outcome is JobState.COMPLETED else (job.progress or 0.0) / 100
             grams = job.filament_g * min(1.0, max(0.0, share))
