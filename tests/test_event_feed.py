@@ -94,3 +94,20 @@ def test_units_from_field_names() -> None:
         "%",
         "",
     ]
+
+
+async def test_a_subscription_for_some_sensors_is_not_woken_by_the_others() -> None:
+    feed = EventFeed()
+    sink = feed.subscribe("sink", SensorReadings, overflow=Overflow.WAIT)
+    plugs = feed.subscribe_all("accounting", (SensorReadings, JobChanged), sensors=frozenset({"plug-1"}))
+    for sensor in ("plug-1", "hall-temp", "scale-9", "plug-1"):
+        await feed.publish(SensorReadings(sensor, (), 1))
+    feed.publish_nowait(job(1))
+    assert [e.sensor for e in sink.take()] == ["plug-1", "hall-temp", "scale-9", "plug-1"]
+    taken = plugs.take()
+    assert [e.sensor if isinstance(e, SensorReadings) else e.event_id for e in taken] == [
+        "plug-1",
+        "plug-1",
+        1,
+    ]
+    assert plugs.dropped == 0  # passed over, not dropped

@@ -90,11 +90,19 @@ class Overflow(StrEnum):
 class Subscription(Generic[E]):
     """One consumer's bounded queue of events of some kinds. `async for event in sub` or `await sub.get()`."""
 
-    def __init__(self, name: str, kinds: tuple[type[Any], ...], maxsize: int, overflow: Overflow) -> None:
+    def __init__(
+        self,
+        name: str,
+        kinds: tuple[type[Any], ...],
+        maxsize: int,
+        overflow: Overflow,
+        sensors: frozenset[str] | None = None,
+    ) -> None:
         if maxsize < 1:
             raise ValueError("a subscription holds at least one event")
         self.name = name
         self.kinds = kinds
+        self.sensors = sensors
         self.maxsize = maxsize
         self.overflow = overflow
         self.dropped = 0
@@ -111,6 +119,8 @@ class Subscription(Generic[E]):
 
     def offer(self, item: E) -> bool:
         """Queue `item` without waiting; False only when full under WAIT (the caller must wait_room)."""
+        if self.sensors is not None and isinstance(item, SensorReadings) and item.sensor not in self.sensors:
+            return True  # not one of its sensors: a busy broker's readings must not wake it
         if len(self._items) >= self.maxsize:
             if self.overflow is Overflow.WAIT:
                 self._room.clear()
@@ -199,9 +209,11 @@ class EventFeed:
         *,
         maxsize: int = 1024,
         overflow: Overflow = Overflow.DROP_OLDEST,
+        sensors: frozenset[str] | None = None,
     ) -> Subscription[Event]:
-        """One subscription (one queue, in publishing order) to events of several kinds."""
-        sub: Subscription[Event] = Subscription(name, kinds, maxsize, overflow)
+        """One subscription (one queue, in publishing order) to events of several kinds; with `sensors`,
+        only the SensorReadings of those sensors."""
+        sub: Subscription[Event] = Subscription(name, kinds, maxsize, overflow, sensors)
         for kind in kinds:
             self._subs.setdefault(kind, []).append(sub)
         return sub
