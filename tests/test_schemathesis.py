@@ -31,6 +31,7 @@ CHECKS = [
     "ignored_auth",
 ]
 EXAMPLES = 20  # per operation and phase: ~450 requests, ~10 s per token on 2 cores
+EVENT_STREAM = "/api/v1/events"
 
 
 async def _schemathesis(base_url: str, token: str, cwd: Path) -> tuple[int, str]:
@@ -48,6 +49,10 @@ async def _schemathesis(base_url: str, token: str, cwd: Path) -> tuple[int, str]
         ",".join(CHECKS),
         "--max-examples",
         str(EXAMPLES),
+        # The event stream is documented but never ends: a generated request would wait for the
+        # request timeout every time. tests/test_sse.py tests it against a real daemon instead.
+        "--exclude-path",
+        EVENT_STREAM,
         "--seed",
         "20261201",
         "--generation-database",
@@ -78,6 +83,8 @@ async def test_generated_requests_get_documented_answers_and_no_5xx(
     (peer,) = octoprint(1)
     config = config_for(tmp_path, [PrinterSpec("p1", peer.url, peer.api_key)], tokens=TOKENS)
     async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        # Left out of the run, not out of the document.
+        assert EVENT_STREAM in (await farm.api.get("/openapi.json")).json()["paths"]
         for name in ("ops", "viewer"):
             code, report = await _schemathesis(str(farm.api.base_url), farm.tokens[name], tmp_path)
             assert code == 0, f"as {name}:\n{report[-12000:]}"

@@ -18,6 +18,22 @@ from controller.config import Config, Role
 from controller.jobs.queue import JobQueue
 from controller.web import routes as web
 
+# The top of /docs: what every route has in common, as OctoPrint's API docs start.
+_DESCRIPTION = """\
+The print farm's API: printers, jobs, operations, reports, live updates.
+
+**Authorization.** Every route but `/healthz` needs a token: `Authorization: Bearer <token>` (a token
+from `[[api.tokens]]` in farmctl.toml). The web page's session cookie counts as well. Each token has a
+role, and each route names the role it needs: a *viewer* reads everything; an *operator* also queues,
+cancels, pauses, resumes, moves and reprints jobs, confirms beds clear, changes materials and takes
+printers out of service; an *admin* also manages tokens and members. No token or an unknown one: 401;
+a role too low: 403.
+
+**Errors.** Every 4xx and 5xx answer carries `{"error": "<what went wrong>"}`; each route lists the
+statuses it answers and why.
+
+**Times** are ISO 8601; the daemon answers in UTC unless a route says otherwise."""
+
 
 def create_app(
     config: Config,
@@ -35,7 +51,7 @@ def create_app(
     app = FastAPI(
         title="farmctl",
         version="1",
-        description="Print-farm controller API. Every endpoint but /healthz needs a bearer token.",
+        description=_DESCRIPTION,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -52,9 +68,17 @@ def create_app(
     services.attach(app)
     errors.install(app)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Is the daemon up?",
+        responses=errors.success("The daemon serves", {"status": "ok"}),
+    )
     def healthz() -> dict[str, str]:
-        """Liveness: open, no token. `{"status": "ok"}` while the daemon serves."""
+        """Liveness for systemd, a load balancer or a monitor: answers `{"status": "ok"}` while the
+        daemon serves, without a token.
+
+        Role: none (no token)."""
         return {"status": "ok"}
 
     app.include_router(printers.router)

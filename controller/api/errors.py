@@ -95,6 +95,17 @@ def _allowed(app: FastAPI, request: Request, fallback: str) -> str:
     return ", ".join(sorted(methods)) or fallback
 
 
+def success(
+    description: str, example: Any = None, *, status: int = 200, media: str = "application/json"
+) -> Responses:
+    """OpenAPI `responses` entry of a route's success answer: what it carries and, where the model's own
+    example does not show this route's answer (a list, a job in another state), an example of it."""
+    answer: dict[str, Any] = {"description": description}
+    if example is not None:
+        answer["content"] = {media: {"example": example}}
+    return {status: answer}
+
+
 def error_responses(
     role: Role | None, codes: dict[int, str] | None = None, *, inline: bool = False
 ) -> Responses:
@@ -104,13 +115,28 @@ def error_responses(
     FastAPI files a `model` under the route's media type (text/plain for /metrics).
     """
     described: dict[int, str] = {}
+    examples: dict[int, str] = {}
     if role is not None:
-        described[401] = "No bearer token, or a token the daemon does not know"
+        described[401] = "No bearer token (nor a web page session), or a token the daemon does not know"
+        examples[401] = "missing bearer token"
         if role.rank > Role.VIEWER.rank:
             # Every known token is at least a viewer: only routes above viewer can answer 403.
-            described[403] = f"The token's role is below {role}"
+            described[403] = (
+                f"The token's role is below {role} (or a web page request without its CSRF header)"
+            )
+            examples[403] = f"role viewer may not do this; needs {role}"
     described.update(codes or {})
-    if inline:
-        content = {"application/json": {"schema": ErrorOut.model_json_schema()}}
-        return {code: {"description": text, "content": content} for code, text in described.items()}
-    return {code: {"model": ErrorOut, "description": text} for code, text in described.items()}
+    schema: dict[str, Any] = ErrorOut.model_json_schema() if inline else {}
+
+    def entry(code: int, text: str) -> dict[str, Any]:
+        media: dict[str, Any] = {"schema": schema} if inline else {}
+        if code in examples:  # the daemon's own words; other codes show ErrorOut's example
+            media["example"] = {"error": examples[code]}
+        content = {"content": {"application/json": media}} if media else {}
+        return (
+            {"description": text, **content}
+            if inline
+            else {"model": ErrorOut, "description": text, **content}
+        )
+
+    return {code: entry(code, text) for code, text in described.items()}

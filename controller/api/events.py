@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from controller.api import jobs, printers
+from controller.api import events_doc, jobs, printers
 from controller.api.auth import Caller, require
 from controller.api.services import ServicesDep, services_of
 from controller.config import Role
@@ -312,28 +312,23 @@ class _StreamCollector(Collector):
         )
 
 
-_STREAM_DOC: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "A stream of `event: printer` and `event: job` messages",
-        "content": {
-            "text/event-stream": {
-                "schema": {"type": "string"},
-                "example": 'retry: 3000\n\nevent: printer\ndata: {"name": "mk4-1", "state": "idle", ...}\n\n',
-            }
-        },
-    },
-    401: {"description": "No or an unknown token"},
-    503: {"description": "Too many streams open, or the daemon is stopping"},
-}
-
-
-@router.get("/events", response_class=EventStreamResponse, responses=_STREAM_DOC, include_in_schema=False)
+@router.get(
+    "/events",
+    summary="Live updates (server-sent events)",
+    response_class=EventStreamResponse,
+    status_code=200,  # FastAPI reads it from the response class's __init__ otherwise, which has none
+    description=events_doc.description(
+        retry_ms=RETRY_MS,
+        keepalive_s=KEEPALIVE_S,
+        max_streams=MAX_STREAMS,
+        max_pending=MAX_PENDING,
+        stuck_s=STUCK_S,
+    ),
+    responses=events_doc.responses(),
+)
 async def events(farm: ServicesDep, _: Annotated[Caller, Depends(stream_caller)]) -> Response:
-    """Live updates as server-sent events. First a `retry:` hint and a snapshot: every printer as
-    `event: printer` (data: the object GET /api/v1/printers/{name} returns) and every job not finished
-    as `event: job` (data: as GET /api/v1/jobs/{id}); then the same for each change, and a `: keep-alive`
-    comment every 15 s. Ends when the daemon stops; reconnect and start from the snapshot again.
-    Role: viewer."""
+    """Live updates as server-sent events: a snapshot, then each printer and job change (the OpenAPI
+    description in events_doc.py says it frame by frame). Role: viewer."""
     hub = farm.live_updates
     if hub is None:
         raise Unavailable("live updates are not running")

@@ -9,11 +9,12 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from controller.accounting.ledger import Account, accounts_for
 from controller.api.auth import Caller, require
-from controller.api.errors import error_responses
+from controller.api.errors import error_responses, success
+from controller.api.examples import CANCELLED_EXAMPLE, JOB_EVENTS_EXAMPLE, JOB_EXAMPLE, QUEUED_EXAMPLE
 from controller.api.forms import SubmitForm, submit_body
 from controller.api.multipart import FormError, StreamingForm
 from controller.api.services import QueueDep, ServicesDep
@@ -40,7 +41,8 @@ _SUBMIT_ERRORS = error_responses(
         400: "Malformed form, missing or empty file, unsafe file name, a field after the file",
         413: "File larger than jobs.upload_limit_mb",
         415: "Not G-code text",
-        422: "A field out of range, or no configured printer could ever take the job",
+        422: "A field out of range, no configured printer could ever take the job, or the owner is not a "
+        "member or past a monthly quota",
         503: "The daemon stopped while the file was arriving; nothing was kept",
     },
 )
@@ -49,6 +51,8 @@ _BAD_ID = "The id is not a whole number from 1 to 2^63-1"
 
 class JobOut(BaseModel):
     """One print of one file (a submission with N copies makes N jobs)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
 
     id: int = Field(examples=[17])
     state: JobState = Field(
@@ -65,9 +69,9 @@ class JobOut(BaseModel):
     size_mm: tuple[float, float, float] | None = Field(
         None, description="Print extent x, y, z from the G-code"
     )
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: datetime = Field(description="When it was submitted (UTC)", examples=["2026-12-02T09:14:03Z"])
+    started_at: datetime | None = Field(None, description="When its printer started it (UTC)")
+    finished_at: datetime | None = Field(None, description="When it completed, failed or was cancelled (UTC)")
     progress: float | None = Field(None, description="Percent, 0 to 100", examples=[42.5])
     estimated_s: float | None = Field(None, description="Slicer's print time estimate, seconds")
     filament_g: float | None = Field(
@@ -105,6 +109,10 @@ class JobOut(BaseModel):
 
 
 class JobsOut(BaseModel):
+    """Jobs, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"jobs": [JOB_EXAMPLE, QUEUED_EXAMPLE]}]})
+
     jobs: list[JobOut]
 
 
@@ -118,6 +126,10 @@ class JobEventOut(BaseModel):
 
 
 class JobEventsOut(BaseModel):
+    """A job's state changes, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EVENTS_EXAMPLE]})
+
     events: list[JobEventOut]
 
 
@@ -186,13 +198,37 @@ def _outs(queue: JobQueue, jobs: list[Job], accounts: dict[int, Account]) -> lis
 
 
 @router.post(
-    "", status_code=201, response_model=JobsOut, responses=_SUBMIT_ERRORS, openapi_extra=submit_body()
+    "",
+    summary="Queue a G-code file",
+    status_code=201,
+    response_model=JobsOut,
+    responses={
+        **success(
+            "One queued job per copy",
+            {
+                "jobs": [
+                    {**QUEUED_EXAMPLE, "material": "PETG"},
+                    {**QUEUED_EXAMPLE, "id": 19, "material": "PETG"},
+                ]
+            },
+            status=201,
+        ),
+        **_SUBMIT_ERRORS,
+    },
+    openapi_extra=submit_body(),
 )
 async def submit_jobs(request: Request, farm: ServicesDep, caller: Operator) -> JobsOut:
-    """Queue a G-code file: multipart `file` plus optional fields `copies` (default 1), `priority`
-    (default 0), `material`, `nozzle` (default: from the G-code), `printer`, `group`, `owner`
-    (default: the token's name). Put the fields before the file so bad ones fail before the upload.
-    201 with one job per copy. Role: operator."""
+    """Upload a sliced G-code file and queue it: multipart/form-data with the `file` part and optional
+    fields `copies` (default 1), `priority` (default 0), `material` and `nozzle` (default: what the
+    slicer wrote into the G-code), `printer`, `group`, `owner` (default: the token's name). Send the
+    fields before the file, so a bad field is refused before the upload is stored. The file is
+    streamed to disk (up to jobs.upload_limit_mb); each copy becomes a job that waits for a printer
+    with a clear bed and the right material and nozzle.
+
+    Example: `curl -H "Authorization: Bearer $TOKEN" -F copies=2 -F material=PETG
+    -F file=@bracket.gcode http://<daemon>/api/v1/jobs` answers 201 with two queued jobs.
+
+    Role: operator."""
     queue = farm.queue
     length = request.headers.get("content-length", "")
     limit = queue.config.jobs.upload_limit
@@ -235,37 +271,60 @@ async def _submit(form: StreamingForm, queue: JobQueue, caller: Caller) -> JobsO
     return JobsOut(jobs=[job_out(j, queue) for j in jobs])
 
 
-@router.get("", response_model=JobsOut, responses=error_responses(Role.VIEWER, {422: "An unknown state"}))
+@router.get(
+    "",
+    summary="List the jobs",
+    response_model=JobsOut,
+    responses={
+        **success("The jobs, oldest first"),
+        **error_responses(Role.VIEWER, {422: "An unknown state"}),
+    },
+)
 async def list_jobs(
     queue: QueueDep,
     _: Viewer,
     state: Annotated[
-        list[JobState] | None, Query(description="Only jobs in these states (repeatable)")
+        list[JobState] | None,
+        Query(description="Only jobs in these states (repeatable)", examples=[["queued", "printing"]]),
     ] = None,
 ) -> JobsOut:
-    """Every job, oldest first; `?state=queued&state=printing` filters. Role: viewer."""
+    """Every job the farm knows, oldest first, with its printer, progress, why a queued one waits, and
+    once it has finished its grams, kWh, cost and CO2. `?state=queued&state=printing` shows the queue
+    and what is on the printers.
+
+    Role: viewer."""
     jobs = await queue.list(state)
     return JobsOut(jobs=_outs(queue, jobs, await _accounts(queue, jobs)))
 
 
 @router.get(
     "/{job_id}",
+    summary="One job",
     response_model=JobOut,
-    responses=error_responses(Role.VIEWER, {404: "No such job", 422: _BAD_ID}),
+    responses={**success("The job"), **error_responses(Role.VIEWER, {404: "No such job", 422: _BAD_ID})},
 )
 async def get_job(job_id: JobId, queue: QueueDep, _: Viewer) -> JobOut:
-    """One job. Role: viewer."""
+    """One job by its id, as the job list shows it.
+
+    Role: viewer."""
     job = await queue.get(job_id)
     return _outs(queue, [job], await _accounts(queue, [job]))[0]
 
 
 @router.get(
     "/{job_id}/events",
+    summary="A job's history",
     response_model=JobEventsOut,
-    responses=error_responses(Role.VIEWER, {404: "No such job", 422: _BAD_ID}),
+    responses={
+        **success("The job's state changes, oldest first"),
+        **error_responses(Role.VIEWER, {404: "No such job", 422: _BAD_ID}),
+    },
 )
 async def job_events(job_id: JobId, queue: QueueDep, _: Viewer) -> JobEventsOut:
-    """Every state change of one job, oldest first. Role: viewer."""
+    """Every state change of one job, oldest first: when it was queued, sent to which printer, started,
+    paused, sent back to the queue (and why), and how it ended.
+
+    Role: viewer."""
     events = await queue.events(job_id)  # NotFound → 404
     return JobEventsOut(
         events=[JobEventOut(at=e.at, state=e.state, printer=e.printer, detail=e.detail) for e in events]
@@ -274,11 +333,20 @@ async def job_events(job_id: JobId, queue: QueueDep, _: Viewer) -> JobEventsOut:
 
 @router.post(
     "/{job_id}/cancel",
+    summary="Cancel a job",
     response_model=JobOut,
-    responses=error_responses(
-        Role.OPERATOR, {404: "No such job", 409: "The job has already finished", 422: _BAD_ID}
-    ),
+    responses={
+        **success("The job, cancelled", CANCELLED_EXAMPLE),
+        **error_responses(
+            Role.OPERATOR,
+            {404: "No such job", 409: "The job has already finished", 422: _BAD_ID},
+        ),
+    },
 )
 async def cancel_job(job_id: JobId, queue: QueueDep, caller: Operator) -> JobOut:
-    """Cancel a queued job, or stop it on its printer. Role: operator."""
+    """Take a queued job out of the queue, or stop a printing one on its printer (the bed then waits to
+    be cleared, and the print counts as waste). A printer that cannot be reached is stopped when it
+    answers again. No body.
+
+    Role: operator."""
     return job_out(await queue.cancel(job_id, caller=caller.name), queue)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from controller.api.auth import Caller, require
-from controller.api.errors import Responses, error_responses
+from controller.api.errors import Responses, error_responses, success
+from controller.api.examples import IDLE_EXAMPLE, JOB_EXAMPLE, QUEUED_EXAMPLE
 from controller.api.jobs import JobId, JobOut, job_out
 from controller.api.printers import PrinterName, PrinterOut, printer_out
 from controller.api.services import FleetDep, QueueDep
@@ -24,46 +25,20 @@ Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
 
 _BAD_ID = "The id is not a whole number from 1 to 2^63-1"
 _BAD_NAME = "Not a printer name: letters, digits, _ . - and at most 64 characters"
-# One job as the answers below show it (the fields a client looks at; JobOut lists them all).
-_JOB: dict[str, Any] = {
-    "id": 17,
-    "state": "printing",
-    "file": "bracket.gcode",
-    "owner": "alice",
-    "printer": "mk4-1",
-    "priority": 0,
-    "material": "PLA",
-    "nozzle": 0.4,
-    "created_at": "2026-12-02T09:14:03+00:00",
-    "started_at": "2026-12-02T09:15:10+00:00",
-    "progress": 42.5,
-    "attempts": 1,
-    "waiting": None,
-}
-_PRINTER: dict[str, Any] = {
-    "name": "mk4-1",
-    "state": "idle",
-    "detail": "Operational",
-    "temperatures": {"tool0": {"actual": 24.1, "target": 0.0}, "bed": {"actual": 23.8, "target": 0.0}},
-    "materials": ["PLA"],
-    "nozzle": 0.4,
-    "group": "prusa",
-    "bed_clear": True,
-    "last_seen": "2026-12-02T10:02:41+00:00",
-    "maintenance": {"reason": "nozzle swap", "since": "2026-12-02T10:02:40+00:00", "by": "ops"},
-}
 
 
-def _answer(example: dict[str, Any], role: Role, codes: dict[int, str]) -> Responses:
+def _answer(description: str, example: dict[str, Any], role: Role, codes: dict[int, str]) -> Responses:
     """The 200 answer with its example, then the errors (error_responses) with theirs."""
-    return {200: {"content": {"application/json": {"example": example}}}, **error_responses(role, codes)}
+    return {**success(description, example), **error_responses(role, codes)}
 
 
 @jobs_router.post(
     "/{job_id}/pause",
+    summary="Pause a print",
     response_model=JobOut,
     responses=_answer(
-        _JOB,
+        "The job; it turns `paused` once the printer reports it",
+        JOB_EXAMPLE,
         Role.OPERATOR,
         {
             404: "No such job",
@@ -79,15 +54,18 @@ async def pause_job(job_id: JobId, queue: QueueDep, caller: Operator) -> JobOut:
     says); the job turns `paused` when the printer reports it, usually within a second. No body.
 
     Example: `POST /api/v1/jobs/17/pause` → 200 with the job (still `printing` at that moment).
+
     Role: operator."""
     return job_out(await JobOperations(queue).pause(job_id, caller=caller.name), queue)
 
 
 @jobs_router.post(
     "/{job_id}/resume",
+    summary="Resume a paused print",
     response_model=JobOut,
     responses=_answer(
-        {**_JOB, "state": "paused"},
+        "The job; it turns `printing` once the printer reports it",
+        {**JOB_EXAMPLE, "state": "paused"},
         Role.OPERATOR,
         {
             404: "No such job",
@@ -103,6 +81,7 @@ async def resume_job(job_id: JobId, queue: QueueDep, caller: Operator) -> JobOut
     reports it. No body.
 
     Example: `POST /api/v1/jobs/17/resume` → 200 with the job (still `paused` at that moment).
+
     Role: operator."""
     return job_out(await JobOperations(queue).resume(job_id, caller=caller.name), queue)
 
@@ -138,24 +117,17 @@ _MOVE_EXAMPLES: dict[str, Any] = {
 
 @jobs_router.post(
     "/{job_id}/move",
+    summary="Move a queued job up or down",
     response_model=JobOut,
     responses=_answer(
-        {
-            **_JOB,
-            "state": "queued",
-            "printer": None,
-            "priority": 1,
-            "started_at": None,
-            "progress": None,
-            "attempts": 0,
-            "waiting": "mk4-1 printing job 16",
-        },
+        "The job with its new priority",
+        {**QUEUED_EXAMPLE, "priority": 1},
         Role.OPERATOR,
         {
-            400: "The body is not JSON",
+            400: "The body cannot be read as text (not UTF-8)",
             404: "No such job",
             409: "The job is no longer queued, or it cannot move further (priorities stay in -1000..1000)",
-            422: f"{_BAD_ID}; or a body without exactly one of `to` and `priority`",
+            422: f"{_BAD_ID}; or the body is not JSON, or has not exactly one of `to` and `priority`",
         },
     ),
 )
@@ -169,7 +141,8 @@ async def move_job(
     within one priority, shares printers fairly between owners, oldest job first; so a move sets the
     job's priority. A move that changes nothing (already at the top) answers the job as it is.
 
-    Example: `POST /api/v1/jobs/17/move` with `{"to": "up"}` → 200 with the job and its new priority.
+    Example: `POST /api/v1/jobs/18/move` with `{"to": "up"}` → 200 with the job and its new priority.
+
     Role: operator."""
     job = await JobOperations(queue).move(job_id, to=body.to, priority=body.priority, caller=caller.name)
     return job_out(job, queue)
@@ -177,24 +150,15 @@ async def move_job(
 
 @jobs_router.post(
     "/{job_id}/reprint",
+    summary="Print a finished job again",
     status_code=201,
     response_model=JobOut,
     responses={
-        201: {
-            "content": {
-                "application/json": {
-                    "example": {
-                        **_JOB,
-                        "id": 18,
-                        "state": "queued",
-                        "printer": None,
-                        "started_at": None,
-                        "progress": None,
-                        "attempts": 0,
-                    }
-                }
-            }
-        },
+        **success(
+            "The new job, queued",
+            {**QUEUED_EXAMPLE, "id": 20, "waiting": "waits for the next scheduling round"},
+            status=201,
+        ),
         **error_responses(
             Role.OPERATOR,
             {
@@ -211,7 +175,9 @@ async def reprint_job(job_id: JobId, queue: QueueDep, caller: Operator) -> JobOu
     """Queue a finished (completed, failed or cancelled) job's file again as a new job: same file, owner,
     priority and requirements; the owner's quota is checked as for an upload. No body.
 
-    Example: `POST /api/v1/jobs/17/reprint` → 201 with the new job. Role: operator."""
+    Example: `POST /api/v1/jobs/17/reprint` → 201 with the new job.
+
+    Role: operator."""
     return job_out(await JobOperations(queue).reprint(job_id, caller=caller.name), queue)
 
 
@@ -236,21 +202,27 @@ class MaintenanceIn(BaseModel):
             raise PydanticCustomError("reason", str(exc)) from None
 
 
-_NOT_JSON = "The body is not JSON"
+_NOT_TEXT = "The body cannot be read as text (not UTF-8)"
 _CHANGE_ERRORS = {404: "No printer of that name"}
 
 
 @printers_router.post(
     "/{name}/maintenance",
+    summary="Take a printer out of service",
     response_model=PrinterOut,
     responses=_answer(
-        _PRINTER,
+        "The printer with its `maintenance`",
+        {
+            **IDLE_EXAMPLE,
+            "maintenance": {"reason": "nozzle swap", "since": "2026-12-02T10:02:40Z", "by": "ops"},
+        },
         Role.OPERATOR,
         {
-            400: _NOT_JSON,
+            400: _NOT_TEXT,
             **_CHANGE_ERRORS,
             409: "The printer is in maintenance already",
-            422: f"{_BAD_NAME}; or no reason, or a reason longer than {MAX_REASON} or not one line",
+            422: f"{_BAD_NAME}; or the body is not JSON, has no reason, or a reason longer than {MAX_REASON} "
+            "or not one line",
         },
     ),
 )
@@ -268,15 +240,19 @@ async def begin_maintenance(
     Kept across restarts.
 
     Example: `POST /api/v1/printers/mk4-1/maintenance` with `{"reason": "nozzle swap"}` → 200 with the
-    printer and its `maintenance`. Role: operator."""
+    printer and its `maintenance`.
+
+    Role: operator."""
     return printer_out(await fleet.begin_maintenance(name, body.reason, by=caller.name), fleet)
 
 
 @printers_router.delete(
     "/{name}/maintenance",
+    summary="Bring a printer back into service",
     response_model=PrinterOut,
     responses=_answer(
-        {**_PRINTER, "maintenance": None},
+        "The printer, `maintenance` null",
+        IDLE_EXAMPLE,
         Role.OPERATOR,
         {**_CHANGE_ERRORS, 409: "The printer is not in maintenance", 422: _BAD_NAME},
     ),
@@ -286,5 +262,6 @@ async def end_maintenance(name: PrinterName, fleet: FleetDep, caller: Operator) 
     which this starts. No body.
 
     Example: `DELETE /api/v1/printers/mk4-1/maintenance` → 200 with the printer, `maintenance` null.
+
     Role: operator."""
     return printer_out(await fleet.end_maintenance(name, by=caller.name), fleet)

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 from pydantic_core import PydanticCustomError
 
 from controller.api.auth import Caller, require
-from controller.api.errors import error_responses
+from controller.api.errors import error_responses, success
+from controller.api.examples import HISTORY_EXAMPLE, IDLE_EXAMPLE, PRINTER_EXAMPLE
 from controller.api.services import FleetDep, QueueDep
 from controller.config import Role
 from controller.config.errors import NAME
@@ -38,12 +39,14 @@ class MaintenanceOut(BaseModel):
     """Why and since when a printer is out of service."""
 
     reason: str = Field(description="As the operator gave it", examples=["nozzle swap"])
-    since: datetime = Field(description="When it was taken out (UTC)")
+    since: datetime = Field(description="When it was taken out (UTC)", examples=["2026-12-02T10:02:40+00:00"])
     by: str | None = Field(description="Name of the API token that took it out", examples=["ops"])
 
 
 class PrinterOut(BaseModel):
     """One printer as the farm sees it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [PRINTER_EXAMPLE]})
 
     name: str = Field(description="Name from the config", examples=["mk4-1"])
     state: PrinterState = Field(description="offline | idle | printing | paused | error | awaiting_clear")
@@ -62,7 +65,9 @@ class PrinterOut(BaseModel):
         description="An operator confirmed the bed is empty since the last print; jobs start only then"
     )
     error: str | None = Field(None, description="The printer's error message in state error")
-    last_seen: datetime | None = Field(None, description="Last answer from its host (UTC)")
+    last_seen: datetime | None = Field(
+        None, description="Last answer from its host (UTC)", examples=["2026-12-02T09:31:12+00:00"]
+    )
     maintenance: MaintenanceOut | None = Field(
         None,
         description="Set while the printer is out of service (it takes no new job); "
@@ -105,34 +110,61 @@ def _coordinator(fleet: Fleet, name: str) -> PrinterCoordinator:
 
 
 @router.get(
-    "", dependencies=[viewer], response_model=list[PrinterOut], responses=error_responses(Role.VIEWER)
+    "",
+    summary="List the printers",
+    dependencies=[viewer],
+    response_model=list[PrinterOut],
+    responses={
+        **success(
+            "Every printer, in the config's order", [PRINTER_EXAMPLE, {**IDLE_EXAMPLE, "name": "mk4-2"}]
+        ),
+        **error_responses(Role.VIEWER),
+    },
 )
 def list_printers(fleet: FleetDep) -> list[PrinterOut]:
-    """Every configured printer, in config order. Role: viewer."""
+    """Every printer in the config, in its order: what each is doing (state, the host's own words, the
+    job and its progress, temperatures), what it is loaded with, whether its bed is clear and whether it
+    is out of service. The farm's picture from its last poll of each host.
+
+    Role: viewer."""
     return [printer_out(c, fleet) for c in fleet.coordinators.values()]
 
 
 @router.get(
     "/{name}",
+    summary="One printer",
     dependencies=[viewer],
     response_model=PrinterOut,
-    responses=error_responses(Role.VIEWER, {404: "No printer of that name", 422: _BAD_NAME}),
+    responses={
+        **success("The printer"),
+        **error_responses(Role.VIEWER, {404: "No printer of that name", 422: _BAD_NAME}),
+    },
 )
 def get_printer(name: PrinterName, fleet: FleetDep) -> PrinterOut:
-    """One printer by name. Role: viewer."""
+    """One printer by its name in the config, as the printer list shows it.
+
+    Role: viewer."""
     return printer_out(_coordinator(fleet, name), fleet)
 
 
 @router.post(
     "/{name}/clear",
+    summary="Confirm the bed is clear",
     response_model=PrinterOut,
     dependencies=[Depends(require(Role.OPERATOR))],
-    responses=error_responses(
-        Role.OPERATOR, {404: "No printer of that name", 409: "Not awaiting clear", 422: _BAD_NAME}
-    ),
+    responses={
+        **success("The printer, its bed now clear", IDLE_EXAMPLE),
+        **error_responses(
+            Role.OPERATOR,
+            {404: "No printer of that name", 409: "Printing, or the bed is clear already", 422: _BAD_NAME},
+        ),
+    },
 )
 async def clear_printer(name: PrinterName, queue: QueueDep) -> PrinterOut:
-    """Confirm the bed is clear so the next job may start; 409 while printing or when already clear.
+    """Someone took the finished print off the bed: the printer may start the next job, and the
+    scheduler runs a round at once. A printer waits in `awaiting_clear` after every print, so nothing
+    prints onto a part still on the bed. No body.
+
     Role: operator."""
     return printer_out(await queue.clear(name), queue.fleet)  # NotFound → 404
 
@@ -176,7 +208,7 @@ class MaterialLoadOut(BaseModel):
     """One recorded change of a printer's loaded materials."""
 
     materials: list[str] = Field(description="Loaded from then on", examples=[["PETG"]])
-    at: datetime = Field(description="When it was recorded (UTC)")
+    at: datetime = Field(description="When it was recorded (UTC)", examples=["2026-12-01T16:20:05+00:00"])
     by: str | None = Field(description="Name of the API token that recorded it", examples=["ops"])
 
     @classmethod
@@ -186,11 +218,19 @@ class MaterialLoadOut(BaseModel):
 
 @router.post(
     "/{name}/material",
+    summary="Change the loaded material",
     response_model=PrinterOut,
-    responses=error_responses(
-        Role.OPERATOR,
-        {404: "No printer of that name", 422: f"{_BAD_NAME}; or no material, or not a material name"},
-    ),
+    responses={
+        **success("The printer with its new materials", {**PRINTER_EXAMPLE, "materials": ["PETG"]}),
+        **error_responses(
+            Role.OPERATOR,
+            {
+                400: "The body cannot be read as text (not UTF-8)",
+                404: "No printer of that name",
+                422: f"{_BAD_NAME}; or the body is not JSON, has no material, or not a material name",
+            },
+        ),
+    },
 )
 async def load_material(
     name: PrinterName,
@@ -200,7 +240,9 @@ async def load_material(
 ) -> PrinterOut:
     """Record the materials loaded on the printer now, with the time and the caller's token name; queued
     jobs are matched against them from the next scheduling round, which this starts. Allowed in any
-    state: a spool swapped mid-print (multi-colour) counts for the next job. Role: operator."""
+    state: a spool swapped mid-print (multi-colour) counts for the next job.
+
+    Role: operator."""
     coordinator = _coordinator(fleet, name)
     await fleet.materials.change(name, body.materials, by=caller.name)
     # The dispatcher takes a printer change as a reason for a round: a job waiting for this material
@@ -211,18 +253,24 @@ async def load_material(
 
 @router.get(
     "/{name}/materials/history",
+    summary="Material change history",
     dependencies=[viewer],
     response_model=list[MaterialLoadOut],
-    responses=error_responses(
-        Role.VIEWER, {404: "No printer of that name", 422: f"{_BAD_NAME}; or a bad limit"}
-    ),
+    responses={
+        **success("The changes, newest first", HISTORY_EXAMPLE),
+        **error_responses(Role.VIEWER, {404: "No printer of that name", 422: f"{_BAD_NAME}; or a bad limit"}),
+    },
 )
 async def material_history(
     name: PrinterName,
     fleet: FleetDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY, description="At most this many, newest first")] = 50,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_HISTORY, description="At most this many, newest first", examples=[20])
+    ] = 50,
 ) -> list[MaterialLoadOut]:
-    """The printer's recorded material changes, newest first (none before the first load: the config's
-    list was in use). Role: viewer."""
+    """Which spools were loaded on the printer when, and who said so: every recorded change, newest
+    first. Empty until the first change: until then the config's list is in use.
+
+    Role: viewer."""
     _coordinator(fleet, name)
     return [MaterialLoadOut.of(load) for load in await fleet.materials.history(name, limit)]

@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from controller.accounting import passport
 from controller.accounting.usage import GroupBy, UsageRow, period, total, usage
 from controller.api.auth import Caller, require
-from controller.api.errors import error_responses
+from controller.api.errors import error_responses, success
+from controller.api.examples import LEDGER_EXAMPLE, PASSPORT_EXAMPLE, USAGE_EXAMPLE
 from controller.api.services import ServicesDep
 from controller.config import Role
 from controller.core.errors import NotFound
@@ -53,9 +54,15 @@ class UsageRowOut(BaseModel):
 class UsageOut(BaseModel):
     """A usage report: one row per key, and their total."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [USAGE_EXAMPLE]})
+
     group_by: GroupBy
-    since: datetime = Field(description="Start (inclusive), with the farm zone's offset")
-    until: datetime = Field(description="End (exclusive), with the farm zone's offset")
+    since: datetime = Field(
+        description="Start (inclusive), with the farm zone's offset", examples=["2026-11-01T00:00:00+01:00"]
+    )
+    until: datetime = Field(
+        description="End (exclusive), with the farm zone's offset", examples=["2026-12-01T00:00:00+01:00"]
+    )
     timezone: str = Field(
         description="The farm's zone: [costs] timezone, else the host's", examples=["Europe/Berlin"]
     )
@@ -67,8 +74,10 @@ class UsageOut(BaseModel):
 class PassportOut(BaseModel):
     """One print passport: the canonical record, its hash and its place in the ledger."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [PASSPORT_EXAMPLE]})
+
     seq: int = Field(description="Its place in the ledger, from 1", examples=[41])
-    job_id: int = Field(examples=[17])
+    job_id: int = Field(description="The job it records", examples=[17])
     record: dict[str, Any] = Field(
         description="What was made, where, when, by whom, from what; energy, CO2, cost; its seq and "
         "prev_hash. sha256 of its canonical JSON (sorted keys, no whitespace, ASCII) is `hash`"
@@ -79,6 +88,8 @@ class PassportOut(BaseModel):
 
 class LedgerOut(BaseModel):
     """A page of the passport ledger in seq order."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [LEDGER_EXAMPLE]})
 
     passports: list[PassportOut]
     next_after: int | None = Field(
@@ -100,29 +111,44 @@ def _passport(entry: passport.Passport) -> PassportOut:
 
 @router.get(
     "/api/v1/reports/usage",
+    summary="Usage for billing",
     response_model=UsageOut,
-    responses=error_responses(
-        Role.VIEWER, {422: "An unknown group_by, since or until not a date, or since not before until"}
-    ),
+    responses={
+        **success("One row per owner (printer, material, day or month) and the total"),
+        **error_responses(
+            Role.VIEWER, {422: "An unknown group_by, since or until not a date, or since not before until"}
+        ),
+    },
 )
 async def usage_report(
     farm: ServicesDep,
     _: Viewer,
     group_by: Annotated[
-        GroupBy, Query(description="owner | printer | material | day | month")
+        GroupBy, Query(description="owner | printer | material | day | month", examples=["owner"])
     ] = GroupBy.OWNER,
     since: Annotated[
         str | None,
-        Query(max_length=64, description=f"Start (inclusive). {_BOUND}. Default: this month's first day"),
+        Query(
+            max_length=64,
+            description=f"Start (inclusive). {_BOUND}. Default: this month's first day",
+            examples=["2026-11-01"],
+        ),
     ] = None,
     until: Annotated[
         str | None,
-        Query(max_length=64, description=f"End (exclusive). {_BOUND}. Default: next month's first day"),
+        Query(
+            max_length=64,
+            description=f"End (exclusive). {_BOUND}. Default: next month's first day",
+            examples=["2026-12-01"],
+        ),
     ] = None,
 ) -> UsageOut:
     """Jobs, print hours, grams, kWh, cost, CO2 and waste of the jobs that finished (completed, failed or
     cancelled on a printer) in [since, until), one row per owner, printer, material, day or month.
-    Days and months are the farm's calendar ([costs] timezone, else the host's zone). Role: viewer."""
+    Days and months are the farm's calendar ([costs] timezone, else the host's zone). What a member
+    owes for the month: `?group_by=owner&since=2026-11-01&until=2026-12-01`.
+
+    Role: viewer."""
     zone = farm.config.costs.zone
     start, end = period(since, until, datetime.now(UTC), zone)
     store = farm.queue.store
@@ -140,19 +166,27 @@ async def usage_report(
 
 @router.get(
     "/api/v1/jobs/{job_id}/passport",
+    summary="A job's print passport",
     response_model=PassportOut,
     tags=["jobs"],
-    responses=error_responses(
-        Role.VIEWER,
-        {404: "No such job, or it has not finished (or not been accounted) yet", 422: "Not a job id"},
-    ),
+    responses={
+        **success("The passport of the job's last finished attempt"),
+        **error_responses(
+            Role.VIEWER,
+            {404: "No such job, or it has not finished (or not been accounted) yet", 422: "Not a job id"},
+        ),
+    },
 )
 async def job_passport(
     farm: ServicesDep,
     _: Viewer,
     job_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id", examples=[17])],
 ) -> PassportOut:
-    """The job's print passport (of its last finished attempt). Role: viewer."""
+    """The job's print passport: the record of what was made, on which printer, for whom, from which
+    file, and what it took (grams, kWh, CO2, cost), chained by hash to every record before it, so a
+    changed figure shows. Of its last finished attempt.
+
+    Role: viewer."""
     queue = farm.queue
     job = await queue.get(job_id)  # NotFound → 404
     store = queue.store
@@ -165,17 +199,27 @@ async def job_passport(
 
 @router.get(
     "/api/v1/passports",
+    summary="The passport ledger",
     response_model=LedgerOut,
-    responses=error_responses(Role.VIEWER, {422: "after or limit is not a whole number in range"}),
+    responses={
+        **success("A page of passports in seq order"),
+        **error_responses(Role.VIEWER, {422: "after or limit is not a whole number in range"}),
+    },
 )
 async def passport_ledger(
     farm: ServicesDep,
     _: Viewer,
-    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Records with seq greater than this")] = 0,
-    limit: Annotated[int, Query(ge=1, le=passport.PAGE_MAX, description="At most this many")] = 500,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_ID, description="Records with seq greater than this", examples=[40])
+    ] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=passport.PAGE_MAX, description="At most this many", examples=[1])
+    ] = 500,
 ) -> LedgerOut:
     """The passport ledger in seq order, a page at a time (`farmctl passport verify` reads it all and
-    checks every hash and link). Role: viewer."""
+    checks every hash and link).
+
+    Role: viewer."""
     store = farm.queue.store
     entries = await store.call(store.sync.read, lambda db: passport.page(db, after, limit))
     full = len(entries) == limit

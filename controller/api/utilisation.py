@@ -9,13 +9,14 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from controller.accounting import oee
 from controller.accounting.oee import TimelineState
 from controller.accounting.timeline import changes_in, jobs_finished
 from controller.api.auth import Caller, require
-from controller.api.errors import error_responses
+from controller.api.errors import error_responses, success
+from controller.api.examples import UTILISATION_EXAMPLE
 from controller.api.services import ServicesDep
 from controller.config import Role
 from controller.core.errors import Unprocessable
@@ -85,8 +86,16 @@ class UtilisationRow(BaseModel):
 
 
 class UtilisationOut(BaseModel):
-    since: datetime = Field(description="Start of the period (UTC, inclusive)")
-    until: datetime = Field(description="End of the period (UTC, exclusive)")
+    """The report: one row per printer, group or the farm."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [UTILISATION_EXAMPLE]})
+
+    since: datetime = Field(
+        description="Start of the period (UTC, inclusive)", examples=["2026-11-25T00:00:00Z"]
+    )
+    until: datetime = Field(
+        description="End of the period (UTC, exclusive)", examples=["2026-12-02T00:00:00Z"]
+    )
     group_by: GroupBy
     rows: list[UtilisationRow]
 
@@ -112,23 +121,40 @@ def row_out(row: oee.Utilisation) -> UtilisationRow:
 
 @router.get(
     "/utilisation",
+    summary="Utilisation and OEE",
     response_model=UtilisationOut,
-    responses=error_responses(
-        Role.VIEWER, {422: "since or until is not a time, since is not before until, or an unknown group_by"}
-    ),
+    responses={
+        **success("One row per printer, group or the farm"),
+        **error_responses(
+            Role.VIEWER,
+            {422: "since or until is not a time, since is not before until, or an unknown group_by"},
+        ),
+    },
 )
 async def utilisation_report(
     farm: ServicesDep,
     _: Viewer,
-    group_by: Annotated[GroupBy, Query(description="printer | group | farm")] = GroupBy.PRINTER,
+    group_by: Annotated[
+        GroupBy, Query(description="printer | group | farm", examples=["printer"])
+    ] = GroupBy.PRINTER,
     since: Annotated[
-        Time, Query(description="Start, ISO 8601 (UTC when no zone is given); default: until - 7 days")
+        Time,
+        Query(
+            description="Start, ISO 8601 (UTC when no zone is given); default: until - 7 days",
+            examples=["2026-11-25T00:00:00Z"],
+        ),
     ] = None,
-    until: Annotated[Time, Query(description="End, ISO 8601; default: now")] = None,
+    until: Annotated[
+        Time, Query(description="End, ISO 8601; default: now", examples=["2026-12-02T00:00:00Z"])
+    ] = None,
 ) -> UtilisationOut:
     """Per printer, group or the whole farm over [since, until): hours in each state, availability,
     performance, quality, OEE, utilisation, jobs and bed-clear waits; null where a figure is undefined
-    (no planned time, no completed job with an estimate, no finished job, no wait). Role: viewer."""
+    (no planned time, no completed job with an estimate, no finished job, no wait). How much of its
+    time each printer prints, what keeps it from printing (offline, errors, a bed nobody cleared), and
+    how long beds wait for someone to clear them.
+
+    Role: viewer."""
     now = datetime.now(UTC)
     end = until or now
     try:
