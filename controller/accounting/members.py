@@ -1,4 +1,5 @@
-"""Who may own a job, and whether a member's monthly quota leaves room for another (checked at submit).
+"""Who may own a job (a member of farmctl.toml or one an admin added at run time), and whether a
+member's monthly quota leaves room for another (checked at submit).
 
 A member's usage this month (the farm's calendar month, in [costs] timezone) is what their finished
 jobs used (grams as the usage report counts them, the accountant's cost) plus the estimates of their
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import difflib
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from controller.accounting.roster import stored_members
 from controller.accounting.usage import FINISHED_SQL, GRAMS_SQL, month_of, utc_text
 from controller.config import Config
 from controller.config.members import MemberConfig
@@ -54,9 +57,10 @@ class MonthUsage:
     cost: float
 
 
-def member_of(config: Config, owner: str) -> MemberConfig | None:
-    """The member `owner` names; None if not a member but allowed; UnknownOwner if refused."""
-    members = config.members
+def member_of(config: Config, owner: str, stored: Sequence[MemberConfig] = ()) -> MemberConfig | None:
+    """The member `owner` names, among farmctl.toml's and the `stored` (run-time) ones; None if not a
+    member but allowed; UnknownOwner if refused."""
+    members = [*config.members, *stored]
     found = next((m for m in members if m.name == owner), None)
     if found is not None or not members or config.membership.unknown_owners == "allow":
         return found
@@ -68,7 +72,7 @@ def member_of(config: Config, owner: str) -> MemberConfig | None:
     listed = ", ".join(names[:_LISTED]) + (f", … ({len(names)} in all)" if len(names) > _LISTED else "")
     raise UnknownOwner(
         f"owner {owner[:64]!r} is not a member: {hint}members are {listed} "
-        "(set owner, or add them to [[members]] in farmctl.toml)"
+        "(set owner, or add them: farmctl admin members add, or [[members]] in farmctl.toml)"
     )
 
 
@@ -124,7 +128,8 @@ async def check_submission(
 
     Without `new` (before the upload is read) only an owner already past a quota is refused.
     """
-    member = member_of(config, owner)
+    stored = await store.call(store.sync.read, stored_members)  # those an admin added at run time
+    member = member_of(config, owner, stored)
     if member is None or (member.quota_g is None and member.quota_cost is None):
         return
     now = datetime.now(UTC)

@@ -6,7 +6,8 @@ import asyncio
 
 from fastapi import FastAPI
 
-from controller.api import docs, errors, jobs, metrics, operations, printers
+from controller.accounting.roster import Roster
+from controller.api import admin, docs, errors, jobs, metrics, operations, printers
 from controller.api import events as live_events
 from controller.api import reports as reports_api
 from controller.api import utilisation as utilisation_report
@@ -62,7 +63,8 @@ def create_app(
         queue=queue,
         fleet=queue.fleet,
         metrics=FarmMetrics(sources or MetricSources(queue.fleet, queue.store)),
-        tokens=TokenRegistry(config.api.tokens),
+        # Read before any task uses the store: the daemon builds the app before its tasks start.
+        tokens=TokenRegistry(config.api.tokens, Roster(config, queue.store).load_at_start()),
         stopping=stopping,
     )
     services.attach(app)
@@ -88,6 +90,7 @@ def create_app(
     app.include_router(reports_api.router)
     app.include_router(utilisation_report.router)
     app.include_router(live_events.router)
+    app.include_router(admin.router)
     app.include_router(metrics.router, responses=error_responses(Role.VIEWER, inline=True))
     docs.install(app, config.api.docs, services.tokens)
     web.install(app, services)  # the page at /, its fragments and /static

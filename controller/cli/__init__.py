@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import controller.cli.report  # noqa: F401 - registers report and passport
-from controller.cli import daemon, ops, printers, queue  # noqa: F401 - each module registers its commands
+from controller.cli import admin, daemon, ops, printers, queue  # noqa: F401 - each module registers its commands
 from controller.cli.app import app
 from controller.cli.watch import with_watch_default
 

@@ -136,4 +136,30 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX maintenance_open ON maintenance(printer) WHERE ended_at IS NULL;
     """,
+    # 6: API tokens and members an admin adds at run time (beside those in farmctl.toml). A token is
+    # kept as the sha256 of its secret, never the secret; a revoked one keeps its row (who, when), and its
+    # name is free again. A member's password is an scrypt hash with its own salt.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        secret_sha256 TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_by TEXT
+    );
+    CREATE UNIQUE INDEX api_tokens_active ON api_tokens(name) WHERE revoked_at IS NULL;
+    CREATE TABLE members (
+        name TEXT PRIMARY KEY,
+        quota_g REAL,
+        quota_cost REAL,
+        password_scrypt TEXT,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        updated_at TEXT,
+        updated_by TEXT
+    );
+    """,
 ]

@@ -25,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from controller.api.services import Services
 from controller.config import Role
 from controller.config.errors import NAME
-from controller.web import views
+from controller.web import admin, views
 from controller.web.sessions import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -66,6 +66,7 @@ def install(app: FastAPI, farm: Services) -> None:
     app.state.web_sessions = store
     page = _Page(app, farm, store)
     app.include_router(page.router())
+    admin.install(app, page, _form)  # /admin: tokens and members, for admins
     app.mount(STATIC_URL, StaticFiles(directory=HERE / "static"), name="static")
 
 
@@ -73,7 +74,7 @@ class _Page:
     def __init__(self, app: FastAPI, farm: Services, store: SessionStore) -> None:
         self.app, self.farm, self.store = app, farm, store
         self.limiter = SignInLimiter()
-        self.members = MemberPasswords(farm.config.members)
+        self.members = MemberPasswords(farm.config.members, farm.tokens.roster)
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -156,7 +157,7 @@ class _Page:
             month=month,
             report=report,
             printers=views.printers(farm),
-            owners=[m.name for m in farm.config.members],
+            owners=farm.tokens.roster.member_names(),
             **self.context(session),
         )
 
@@ -169,7 +170,7 @@ class _Page:
         if self.limiter.blocked(address):
             return self.sign_in_page(request, "Too many refused sign-ins from here: wait a minute.", 429)
         member, secret = fields.get("member", "").strip(), fields.get("secret", "").strip()
-        caller = self.members.caller(member, secret) if member else self.farm.tokens.caller(secret)
+        caller = await self.members.caller(member, secret) if member else self.farm.tokens.caller(secret)
         if caller is None:
             self.limiter.failed(address)
             log.info("web: a sign-in from %s was refused", address)
