@@ -7,6 +7,7 @@ Our own errors (controller.core.errors.FarmError) carry their status on the clas
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -106,37 +107,40 @@ def success(
     return {status: answer}
 
 
+# A status's description, or its description and an example `error` message in the daemon's words.
+Described = str | tuple[str, str]
+
+
 def error_responses(
-    role: Role | None, codes: dict[int, str] | None = None, *, inline: bool = False
+    role: Role | None, codes: Mapping[int, Described] | None = None, *, inline: bool = False
 ) -> Responses:
     """OpenAPI `responses` for a route: 401 (and 403 above viewer) for `role`, plus `codes`.
 
     `inline` spells the schema out under application/json, for routes whose own answers are not JSON:
     FastAPI files a `model` under the route's media type (text/plain for /metrics).
     """
-    described: dict[int, str] = {}
-    examples: dict[int, str] = {}
+    described: dict[int, Described] = {}
     if role is not None:
-        described[401] = "No bearer token (nor a web page session), or a token the daemon does not know"
-        examples[401] = "missing bearer token"
+        described[401] = (
+            "No bearer token (nor a web page session), or a token the daemon does not know",
+            "missing bearer token",
+        )
         if role.rank > Role.VIEWER.rank:
             # Every known token is at least a viewer: only routes above viewer can answer 403.
             described[403] = (
-                f"The token's role is below {role} (or a web page request without its CSRF header)"
+                f"The token's role is below {role} (or a web page request without its CSRF header)",
+                f"role viewer may not do this; needs {role}",
             )
-            examples[403] = f"role viewer may not do this; needs {role}"
     described.update(codes or {})
     schema: dict[str, Any] = ErrorOut.model_json_schema() if inline else {}
 
-    def entry(code: int, text: str) -> dict[str, Any]:
+    def entry(what: Described) -> dict[str, Any]:
+        text, example = what if isinstance(what, tuple) else (what, None)
         media: dict[str, Any] = {"schema": schema} if inline else {}
-        if code in examples:  # the daemon's own words; other codes show ErrorOut's example
-            media["example"] = {"error": examples[code]}
+        if example is not None:  # without one, Swagger UI shows ErrorOut's field example
+            media["example"] = {"error": example}
         content = {"content": {"application/json": media}} if media else {}
-        return (
-            {"description": text, **content}
-            if inline
-            else {"model": ErrorOut, "description": text, **content}
-        )
+        answer = {"description": text, **content}
+        return answer if inline else {"model": ErrorOut, **answer}
 
-    return {code: entry(code, text) for code, text in described.items()}
+    return {code: entry(what) for code, what in described.items()}

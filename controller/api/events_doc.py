@@ -66,7 +66,12 @@ def responses() -> Responses:
         **success(what, _STREAM, media="text/event-stream"),
         **error_responses(
             Role.VIEWER,
-            {503: "Too many streams are open, or the daemon is starting or stopping"},
+            {
+                503: (
+                    "Too many streams are open, or the daemon is starting or stopping",
+                    "100 event streams are open already; try again later",
+                )
+            },
             inline=True,
         ),
     }

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi.openapi.models import Example
+
 from controller.accounting.passport import canonical, digest
+
+
+def parameter(value: Any, summary: str) -> dict[str, Example]:
+    """A path or query parameter's example, as Swagger UI offers it to fill in (`openapi_examples`)."""
+    return {summary: Example(summary=summary, value=value)}
+
 
 # A printer in the middle of job 17, as every route that answers a printer shows one.
 PRINTER_EXAMPLE: dict[str, Any] = {

@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.accounting.ledger import Account, accounts_for
 from controller.api.auth import Caller, require
 from controller.api.errors import error_responses, success
-from controller.api.examples import CANCELLED_EXAMPLE, JOB_EVENTS_EXAMPLE, JOB_EXAMPLE, QUEUED_EXAMPLE
+from controller.api.examples import (
+    CANCELLED_EXAMPLE,
+    JOB_EVENTS_EXAMPLE,
+    JOB_EXAMPLE,
+    QUEUED_EXAMPLE,
+    parameter,
+)
 from controller.api.forms import SubmitForm, submit_body
 from controller.api.multipart import FormError, StreamingForm
 from controller.api.services import QueueDep, ServicesDep
@@ -32,21 +38,36 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Viewer = Annotated[Caller, Depends(require(Role.VIEWER))]
 Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
 # Bounded here so an id SQLite cannot hold is a plain 422, and the OpenAPI document says so.
-JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id", examples=[17])]
+JobId = Annotated[
+    int, Path(ge=1, le=MAX_ID, description="The job's id", openapi_examples=parameter(17, "Job 17"))
+]
 
 _FORM_OVERHEAD = 64 * 1024  # room for the form fields and multipart headers around the file
 _SUBMIT_ERRORS = error_responses(
     Role.OPERATOR,
     {
-        400: "Malformed form, missing or empty file, unsafe file name, a field after the file",
-        413: "File larger than jobs.upload_limit_mb",
-        415: "Not G-code text",
-        422: "A field out of range, no configured printer could ever take the job, or the owner is not a "
-        "member or past a monthly quota",
-        503: "The daemon stopped while the file was arriving; nothing was kept",
+        400: (
+            "Malformed form, missing or empty file, unsafe file name, a field after the file",
+            "form field 'copies' comes after the file: send fields before the `file` part",
+        ),
+        413: (
+            "File larger than jobs.upload_limit_mb",
+            "file is larger than the limit of 50 MiB (jobs.upload_limit_mb)",
+        ),
+        415: ("Not G-code text", "'notes.txt' is not G-code: only .gcode, .gco, .g files are accepted"),
+        422: (
+            "A field out of range, no configured printer could ever take the job, or the owner is not a "
+            "member or past a monthly quota",
+            "bracket.gcode: no printer can take this job: no printer has material 'PETG' (loaded: PLA)",
+        ),
+        503: ("The daemon stopped while the file was arriving; nothing was kept", "the daemon is stopping"),
     },
 )
-_BAD_ID = "The id is not a whole number from 1 to 2^63-1"
+_BAD_ID = (
+    "The id is not a whole number from 1 to 2^63-1",
+    "path.job_id: Input should be greater than or equal to 1",
+)
+_NO_JOB = ("No such job", "no job 9999")
 
 
 class JobOut(BaseModel):
@@ -277,7 +298,16 @@ async def _submit(form: StreamingForm, queue: JobQueue, caller: Caller) -> JobsO
     response_model=JobsOut,
     responses={
         **success("The jobs, oldest first"),
-        **error_responses(Role.VIEWER, {422: "An unknown state"}),
+        **error_responses(
+            Role.VIEWER,
+            {
+                422: (
+                    "An unknown state",
+                    "query.state.0: Input should be 'queued', 'dispatching', 'printing', 'paused', "
+                    "'completed', 'failed' or 'cancelled'",
+                )
+            },
+        ),
     },
 )
 async def list_jobs(
@@ -285,7 +315,10 @@ async def list_jobs(
     _: Viewer,
     state: Annotated[
         list[JobState] | None,
-        Query(description="Only jobs in these states (repeatable)", examples=[["queued", "printing"]]),
+        Query(
+            description="Only jobs in these states (repeatable)",
+            openapi_examples=parameter(["queued", "printing"], "The queue and what prints"),
+        ),
     ] = None,
 ) -> JobsOut:
     """Every job the farm knows, oldest first, with its printer, progress, why a queued one waits, and
@@ -301,7 +334,7 @@ async def list_jobs(
     "/{job_id}",
     summary="One job",
     response_model=JobOut,
-    responses={**success("The job"), **error_responses(Role.VIEWER, {404: "No such job", 422: _BAD_ID})},
+    responses={**success("The job"), **error_responses(Role.VIEWER, {404: _NO_JOB, 422: _BAD_ID})},
 )
 async def get_job(job_id: JobId, queue: QueueDep, _: Viewer) -> JobOut:
     """One job by its id, as the job list shows it.
@@ -317,7 +350,7 @@ async def get_job(job_id: JobId, queue: QueueDep, _: Viewer) -> JobOut:
     response_model=JobEventsOut,
     responses={
         **success("The job's state changes, oldest first"),
-        **error_responses(Role.VIEWER, {404: "No such job", 422: _BAD_ID}),
+        **error_responses(Role.VIEWER, {404: _NO_JOB, 422: _BAD_ID}),
     },
 )
 async def job_events(job_id: JobId, queue: QueueDep, _: Viewer) -> JobEventsOut:
@@ -339,7 +372,11 @@ async def job_events(job_id: JobId, queue: QueueDep, _: Viewer) -> JobEventsOut:
         **success("The job, cancelled", CANCELLED_EXAMPLE),
         **error_responses(
             Role.OPERATOR,
-            {404: "No such job", 409: "The job has already finished", 422: _BAD_ID},
+            {
+                404: _NO_JOB,
+                409: ("The job has already finished", "job 17 is already completed"),
+                422: _BAD_ID,
+            },
         ),
     },
 )

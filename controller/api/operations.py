@@ -3,6 +3,7 @@ and back. Each route documents its request, its answer, every status and the rol
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Body, Depends
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from controller.api.auth import Caller, require
-from controller.api.errors import Responses, error_responses, success
+from controller.api.errors import Described, Responses, error_responses, success
 from controller.api.examples import IDLE_EXAMPLE, JOB_EXAMPLE, QUEUED_EXAMPLE
 from controller.api.jobs import JobId, JobOut, job_out
 from controller.api.printers import PrinterName, PrinterOut, printer_out
@@ -25,9 +26,21 @@ Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
 
 _BAD_ID = "The id is not a whole number from 1 to 2^63-1"
 _BAD_NAME = "Not a printer name: letters, digits, _ . - and at most 64 characters"
+_NO_JOB = ("No such job", "no job 9999")
+_NOT_TEXT = ("The body cannot be read as text (not UTF-8)", "There was an error parsing the body")
+_REFUSED_KEY = (
+    "The printer's host refused farmctl's API key",
+    "POST http://mk4-1.local/api/job: 403 access denied (check the API key)",
+)
+_UNREACHABLE = (
+    "The printer's host cannot be reached",
+    "POST http://mk4-1.local/api/job: cannot connect (Connection refused)",
+)
 
 
-def _answer(description: str, example: dict[str, Any], role: Role, codes: dict[int, str]) -> Responses:
+def _answer(
+    description: str, example: dict[str, Any], role: Role, codes: Mapping[int, Described]
+) -> Responses:
     """The 200 answer with its example, then the errors (error_responses) with theirs."""
     return {**success(description, example), **error_responses(role, codes)}
 
@@ -41,11 +54,14 @@ def _answer(description: str, example: dict[str, Any], role: Role, codes: dict[i
         JOB_EXAMPLE,
         Role.OPERATOR,
         {
-            404: "No such job",
-            409: "The job is not printing, its printer does not show its file yet, or the printer refused",
-            422: _BAD_ID,
-            502: "The printer's host refused farmctl's API key",
-            503: "The printer's host cannot be reached",
+            404: _NO_JOB,
+            409: (
+                "The job is not printing, its printer does not show its file yet, or the printer refused",
+                "job 17 is paused, not printing",
+            ),
+            422: (_BAD_ID, "path.job_id: Input should be greater than or equal to 1"),
+            502: _REFUSED_KEY,
+            503: _UNREACHABLE,
         },
     ),
 )
@@ -68,11 +84,11 @@ async def pause_job(job_id: JobId, queue: QueueDep, caller: Operator) -> JobOut:
         {**JOB_EXAMPLE, "state": "paused"},
         Role.OPERATOR,
         {
-            404: "No such job",
-            409: "The job is not paused, or the printer refused",
-            422: _BAD_ID,
-            502: "The printer's host refused farmctl's API key",
-            503: "The printer's host cannot be reached",
+            404: _NO_JOB,
+            409: ("The job is not paused, or the printer refused", "job 17 is printing, not paused"),
+            422: (_BAD_ID, "path.job_id: Input should be greater than or equal to 1"),
+            502: _REFUSED_KEY,
+            503: _UNREACHABLE,
         },
     ),
 )
@@ -124,10 +140,16 @@ _MOVE_EXAMPLES: dict[str, Any] = {
         {**QUEUED_EXAMPLE, "priority": 1},
         Role.OPERATOR,
         {
-            400: "The body cannot be read as text (not UTF-8)",
-            404: "No such job",
-            409: "The job is no longer queued, or it cannot move further (priorities stay in -1000..1000)",
-            422: f"{_BAD_ID}; or the body is not JSON, or has not exactly one of `to` and `priority`",
+            400: _NOT_TEXT,
+            404: _NO_JOB,
+            409: (
+                "The job is no longer queued, or it cannot move further (priorities stay in -1000..1000)",
+                "job 17 is printing: only a queued job can be moved",
+            ),
+            422: (
+                f"{_BAD_ID}; or the body is not JSON, or has not exactly one of `to` and `priority`",
+                "body: give either `to` (top, up, down, bottom) or `priority`",
+            ),
         },
     ),
 )
@@ -162,9 +184,15 @@ async def move_job(
         **error_responses(
             Role.OPERATOR,
             {
-                404: "No such job",
-                409: "The job has not finished yet",
-                410: "The job's G-code is no longer stored",
+                404: _NO_JOB,
+                409: (
+                    "The job has not finished yet",
+                    "job 17 is printing: only a finished job can be printed again",
+                ),
+                410: (
+                    "The job's G-code is no longer stored",
+                    "job 17's file bracket.gcode is no longer stored: upload it again",
+                ),
                 422: f"{_BAD_ID}; or no configured printer can take it now, or its owner is past a "
                 "monthly quota or no longer a member",
             },
@@ -202,8 +230,7 @@ class MaintenanceIn(BaseModel):
             raise PydanticCustomError("reason", str(exc)) from None
 
 
-_NOT_TEXT = "The body cannot be read as text (not UTF-8)"
-_CHANGE_ERRORS = {404: "No printer of that name"}
+_CHANGE_ERRORS = {404: ("No printer of that name", "no printer named 'mk4-9'")}
 
 
 @printers_router.post(
@@ -220,7 +247,10 @@ _CHANGE_ERRORS = {404: "No printer of that name"}
         {
             400: _NOT_TEXT,
             **_CHANGE_ERRORS,
-            409: "The printer is in maintenance already",
+            409: (
+                "The printer is in maintenance already",
+                "printer 'mk4-1' is in maintenance already since 2026-12-02 10:02Z",
+            ),
             422: f"{_BAD_NAME}; or the body is not JSON, has no reason, or a reason longer than {MAX_REASON} "
             "or not one line",
         },
@@ -254,7 +284,11 @@ async def begin_maintenance(
         "The printer, `maintenance` null",
         IDLE_EXAMPLE,
         Role.OPERATOR,
-        {**_CHANGE_ERRORS, 409: "The printer is not in maintenance", 422: _BAD_NAME},
+        {
+            **_CHANGE_ERRORS,
+            409: ("The printer is not in maintenance", "printer 'mk4-1' is not in maintenance"),
+            422: _BAD_NAME,
+        },
     ),
 )
 async def end_maintenance(name: PrinterName, fleet: FleetDep, caller: Operator) -> PrinterOut:

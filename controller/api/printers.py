@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from controller.api.auth import Caller, require
 from controller.api.errors import error_responses, success
-from controller.api.examples import HISTORY_EXAMPLE, IDLE_EXAMPLE, PRINTER_EXAMPLE
+from controller.api.examples import HISTORY_EXAMPLE, IDLE_EXAMPLE, PRINTER_EXAMPLE, parameter
 from controller.api.services import FleetDep, QueueDep
 from controller.config import Role
 from controller.config.errors import NAME
@@ -25,8 +25,15 @@ from controller.jobs import job_id_of
 router = APIRouter(prefix="/api/v1/printers", tags=["printers"])
 viewer = Depends(require(Role.VIEWER))
 _BAD_NAME = "Not a printer name: letters, digits, _ . - and at most 64 characters"
+_NO_PRINTER = ("No printer of that name", "no printer named 'mk4-9'")
+_BAD_NAME_SAID = "path.name: String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'"
 PrinterName = Annotated[
-    str, Path(pattern=NAME, description="The printer's name from the config", examples=["mk4-1"])
+    str,
+    Path(
+        pattern=NAME,
+        description="The printer's name from the config",
+        openapi_examples=parameter("mk4-1", "A printer"),
+    ),
 ]
 
 
@@ -137,7 +144,7 @@ def list_printers(fleet: FleetDep) -> list[PrinterOut]:
     response_model=PrinterOut,
     responses={
         **success("The printer"),
-        **error_responses(Role.VIEWER, {404: "No printer of that name", 422: _BAD_NAME}),
+        **error_responses(Role.VIEWER, {404: _NO_PRINTER, 422: (_BAD_NAME, _BAD_NAME_SAID)}),
     },
 )
 def get_printer(name: PrinterName, fleet: FleetDep) -> PrinterOut:
@@ -156,7 +163,14 @@ def get_printer(name: PrinterName, fleet: FleetDep) -> PrinterOut:
         **success("The printer, its bed now clear", IDLE_EXAMPLE),
         **error_responses(
             Role.OPERATOR,
-            {404: "No printer of that name", 409: "Printing, or the bed is clear already", 422: _BAD_NAME},
+            {
+                404: _NO_PRINTER,
+                409: (
+                    "Printing, or the bed is clear already",
+                    "printer 'mk4-1' is clear already: nothing to clear",
+                ),
+                422: (_BAD_NAME, _BAD_NAME_SAID),
+            },
         ),
     },
 )
@@ -225,9 +239,13 @@ class MaterialLoadOut(BaseModel):
         **error_responses(
             Role.OPERATOR,
             {
-                400: "The body cannot be read as text (not UTF-8)",
-                404: "No printer of that name",
-                422: f"{_BAD_NAME}; or the body is not JSON, has no material, or not a material name",
+                400: ("The body cannot be read as text (not UTF-8)", "There was an error parsing the body"),
+                404: _NO_PRINTER,
+                422: (
+                    f"{_BAD_NAME}; or the body is not JSON, has no material, or not a material name",
+                    "body.materials: 'P L A' is not a material name: one word of letters, digits and "
+                    "+ . _ -, at most 32 characters (PLA, PETG, PA12-CF)",
+                ),
             },
         ),
     },
@@ -258,14 +276,29 @@ async def load_material(
     response_model=list[MaterialLoadOut],
     responses={
         **success("The changes, newest first", HISTORY_EXAMPLE),
-        **error_responses(Role.VIEWER, {404: "No printer of that name", 422: f"{_BAD_NAME}; or a bad limit"}),
+        **error_responses(
+            Role.VIEWER,
+            {
+                404: _NO_PRINTER,
+                422: (
+                    f"{_BAD_NAME}; or a bad limit",
+                    "query.limit: Input should be greater than or equal to 1",
+                ),
+            },
+        ),
     },
 )
 async def material_history(
     name: PrinterName,
     fleet: FleetDep,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_HISTORY, description="At most this many, newest first", examples=[20])
+        int,
+        Query(
+            ge=1,
+            le=MAX_HISTORY,
+            description="At most this many, newest first",
+            openapi_examples=parameter(20, "The last 20 changes"),
+        ),
     ] = 50,
 ) -> list[MaterialLoadOut]:
     """Which spools were loaded on the printer when, and who said so: every recorded change, newest

@@ -13,7 +13,7 @@ from controller.accounting import passport
 from controller.accounting.usage import GroupBy, UsageRow, period, total, usage
 from controller.api.auth import Caller, require
 from controller.api.errors import error_responses, success
-from controller.api.examples import LEDGER_EXAMPLE, PASSPORT_EXAMPLE, USAGE_EXAMPLE
+from controller.api.examples import LEDGER_EXAMPLE, PASSPORT_EXAMPLE, USAGE_EXAMPLE, parameter
 from controller.api.services import ServicesDep
 from controller.config import Role
 from controller.core.errors import NotFound
@@ -116,7 +116,13 @@ def _passport(entry: passport.Passport) -> PassportOut:
     responses={
         **success("One row per owner (printer, material, day or month) and the total"),
         **error_responses(
-            Role.VIEWER, {422: "An unknown group_by, since or until not a date, or since not before until"}
+            Role.VIEWER,
+            {
+                422: (
+                    "An unknown group_by, since or until not a date, or since not before until",
+                    "since (2026-12-01T00:00:00+01:00) must be before until (2026-11-01T00:00:00+01:00)",
+                )
+            },
         ),
     },
 )
@@ -124,14 +130,18 @@ async def usage_report(
     farm: ServicesDep,
     _: Viewer,
     group_by: Annotated[
-        GroupBy, Query(description="owner | printer | material | day | month", examples=["owner"])
+        GroupBy,
+        Query(
+            description="owner | printer | material | day | month",
+            openapi_examples=parameter("owner", "Per member"),
+        ),
     ] = GroupBy.OWNER,
     since: Annotated[
         str | None,
         Query(
             max_length=64,
             description=f"Start (inclusive). {_BOUND}. Default: this month's first day",
-            examples=["2026-11-01"],
+            openapi_examples=parameter("2026-11-01", "November"),
         ),
     ] = None,
     until: Annotated[
@@ -139,7 +149,7 @@ async def usage_report(
         Query(
             max_length=64,
             description=f"End (exclusive). {_BOUND}. Default: next month's first day",
-            examples=["2026-12-01"],
+            openapi_examples=parameter("2026-12-01", "November"),
         ),
     ] = None,
 ) -> UsageOut:
@@ -173,14 +183,22 @@ async def usage_report(
         **success("The passport of the job's last finished attempt"),
         **error_responses(
             Role.VIEWER,
-            {404: "No such job, or it has not finished (or not been accounted) yet", 422: "Not a job id"},
+            {
+                404: (
+                    "No such job, or it has not finished (or not been accounted) yet",
+                    "job 17 has no passport yet: it has not finished",
+                ),
+                422: ("Not a job id", "path.job_id: Input should be greater than or equal to 1"),
+            },
         ),
     },
 )
 async def job_passport(
     farm: ServicesDep,
     _: Viewer,
-    job_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The job's id", examples=[17])],
+    job_id: Annotated[
+        int, Path(ge=1, le=MAX_ID, description="The job's id", openapi_examples=parameter(17, "Job 17"))
+    ],
 ) -> PassportOut:
     """The job's print passport: the record of what was made, on which printer, for whom, from which
     file, and what it took (grams, kWh, CO2, cost), chained by hash to every record before it, so a
@@ -203,17 +221,37 @@ async def job_passport(
     response_model=LedgerOut,
     responses={
         **success("A page of passports in seq order"),
-        **error_responses(Role.VIEWER, {422: "after or limit is not a whole number in range"}),
+        **error_responses(
+            Role.VIEWER,
+            {
+                422: (
+                    "after or limit is not a whole number in range",
+                    "query.limit: Input should be greater than or equal to 1",
+                )
+            },
+        ),
     },
 )
 async def passport_ledger(
     farm: ServicesDep,
     _: Viewer,
     after: Annotated[
-        int, Query(ge=0, le=MAX_ID, description="Records with seq greater than this", examples=[40])
+        int,
+        Query(
+            ge=0,
+            le=MAX_ID,
+            description="Records with seq greater than this",
+            openapi_examples=parameter(40, "After record 40"),
+        ),
     ] = 0,
     limit: Annotated[
-        int, Query(ge=1, le=passport.PAGE_MAX, description="At most this many", examples=[1])
+        int,
+        Query(
+            ge=1,
+            le=passport.PAGE_MAX,
+            description="At most this many",
+            openapi_examples=parameter(1, "One record"),
+        ),
     ] = 500,
 ) -> LedgerOut:
     """The passport ledger in seq order, a page at a time (`farmctl passport verify` reads it all and

@@ -16,7 +16,7 @@ from controller.accounting.oee import TimelineState
 from controller.accounting.timeline import changes_in, jobs_finished
 from controller.api.auth import Caller, require
 from controller.api.errors import error_responses, success
-from controller.api.examples import UTILISATION_EXAMPLE
+from controller.api.examples import UTILISATION_EXAMPLE, parameter
 from controller.api.services import ServicesDep
 from controller.config import Role
 from controller.core.errors import Unprocessable
@@ -127,7 +127,13 @@ def row_out(row: oee.Utilisation) -> UtilisationRow:
         **success("One row per printer, group or the farm"),
         **error_responses(
             Role.VIEWER,
-            {422: "since or until is not a time, since is not before until, or an unknown group_by"},
+            {
+                422: (
+                    "since or until is not a time, since is not before until, or an unknown group_by",
+                    "query.since: Value error, not an ISO 8601 time such as 2026-03-01 or "
+                    "2026-03-01T08:00:00Z",
+                )
+            },
         ),
     },
 )
@@ -135,17 +141,22 @@ async def utilisation_report(
     farm: ServicesDep,
     _: Viewer,
     group_by: Annotated[
-        GroupBy, Query(description="printer | group | farm", examples=["printer"])
+        GroupBy,
+        Query(description="printer | group | farm", openapi_examples=parameter("printer", "Per printer")),
     ] = GroupBy.PRINTER,
     since: Annotated[
         Time,
         Query(
             description="Start, ISO 8601 (UTC when no zone is given); default: until - 7 days",
-            examples=["2026-11-25T00:00:00Z"],
+            openapi_examples=parameter("2026-11-25T00:00:00Z", "A week"),
         ),
     ] = None,
     until: Annotated[
-        Time, Query(description="End, ISO 8601; default: now", examples=["2026-12-02T00:00:00Z"])
+        Time,
+        Query(
+            description="End, ISO 8601; default: now",
+            openapi_examples=parameter("2026-12-02T00:00:00Z", "A week"),
+        ),
     ] = None,
 ) -> UtilisationOut:
     """Per printer, group or the whole farm over [since, until): hours in each state, availability,
