@@ -96,8 +96,10 @@ def _sample_path(path: str, operation: dict[str, Any]) -> str:
     """The path with each path parameter replaced by its documented example."""
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path":
-            schema = parameter.get("schema", {})
-            value = parameter.get("example", (schema.get("examples") or ["x"])[0])
+            named = [example["value"] for example in parameter.get("examples", {}).values()]
+            value = parameter.get(
+                "example", (named or parameter.get("schema", {}).get("examples") or ["x"])[0]
+            )
             path = path.replace("{" + parameter["name"] + "}", str(value))
     return path
 
