@@ -350,3 +350,36 @@ def _secret(page: str) -> str:
     found = re.search(r'<code id="secret-value">([^<]+)</code>', page)
     assert found, "no secret on the page"
     return found[1]
+
+
+async def test_a_name_farmctl_toml_gains_later_is_the_files(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_farm(_config(tmp_path), tmp_path / "etc/secrets") as farm:
+        made = await _admin(farm, "POST", "/tokens", {"name": "frontdesk", "role": "admin"})
+        old_secret = made.json()["secret"]
+        assert (await _admin(farm, "POST", "/members", {"name": "dana", "quota_g": 1.0})).status_code == 201
+    # The file now names both, as something else: after the restart the file's are the only ones.
+    tokens = {**TOKENS, "frontdesk": "viewer"}
+    config = config_for(
+        tmp_path, closed_port_printers(1), tokens=tokens, sections=ALICE + '[[members]]\nname = "dana"\n'
+    )
+    caplog.set_level(logging.WARNING)
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        listed = (await _admin(farm, "GET", "/tokens")).json()["tokens"]
+        assert [(t["name"], t["role"], t["source"]) for t in listed if t["name"] == "frontdesk"] == [
+            ("frontdesk", "viewer", "config")
+        ]
+        old = {"Authorization": f"Bearer {old_secret}"}
+        assert (await farm.api.get("/api/v1/printers", headers=old)).status_code == 401
+        members = (await _admin(farm, "GET", "/members")).json()["members"]
+        assert [(m["name"], m["quota_g"], m["source"]) for m in members] == [
+            ("alice", 100.0, "config"), ("dana", None, "config")
+        ]  # fmt: skip
+        (job,) = await farm.submit(print_file(tmp_path / "cube.gcode"), owner="dana")  # no quota: the file's
+        assert job["owner"] == "dana"
+    warnings = [r.getMessage() for r in caplog.records if r.getMessage().startswith("admin:")]
+    assert warnings == [
+        "admin: token=frontdesk is in farmctl.toml now: the one added at run time is unused",
+        "admin: member=dana is in farmctl.toml now: the one added at run time is unused",
+    ]

@@ -60,7 +60,8 @@ class MonthUsage:
 def member_of(config: Config, owner: str, stored: Sequence[MemberConfig] = ()) -> MemberConfig | None:
     """The member `owner` names, among farmctl.toml's and the `stored` (run-time) ones; None if not a
     member but allowed; UnknownOwner if refused."""
-    members = [*config.members, *stored]
+    fixed = {m.name for m in config.members}
+    members = [*config.members, *(m for m in stored if m.name not in fixed)]  # the file's name wins
     found = next((m for m in members if m.name == owner), None)
     if found is not None or not members or config.membership.unknown_owners == "allow":
         return found

@@ -225,7 +225,7 @@ class Roster:
             )
 
         await self._store.call(self._store.sync.transact, revoke)
-        del self._tokens[name]
+        self._tokens.pop(name, None)  # a revocation of the same token at the same moment took it already
         self._publish_tokens()
         self._end("token", name)
         log.info("admin: token=%s revoked by=%s", name, by)
@@ -339,14 +339,26 @@ class Roster:
         return await asyncio.to_thread(hash_password, password)  # 16 MiB of work: off the loop
 
     def _read_all(self, db: sqlite3.Connection) -> None:
+        # farmctl.toml may have gained a name added here before: the file's wins, once said in the log.
         for row in db.execute(
             "SELECT name, role, secret_sha256, created_at, created_by FROM api_tokens"
             " WHERE revoked_at IS NULL"
         ):
+            if row[0] in self._config_tokens:
+                log.warning(
+                    "admin: token=%s is in farmctl.toml now: the one added at run time is unused", row[0]
+                )
+                continue
             entry = TokenEntry(row[0], Role(row[1]), "store", _dt(row[3]), row[4])
             self._tokens[row[0]] = (bytes.fromhex(row[2]), entry)
         self._publish_tokens()
         for row in db.execute("SELECT * FROM members"):
+            if row["name"] in self._config_members:
+                log.warning(
+                    "admin: member=%s is in farmctl.toml now: the one added at run time is unused",
+                    row["name"],
+                )
+                continue
             self._keep_member(row)
 
     def _keep_member(self, row: sqlite3.Row) -> MemberEntry:
