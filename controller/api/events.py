@@ -30,7 +30,7 @@ from controller.api.auth import Caller, require
 from controller.api.services import ServicesDep, services_of
 from controller.config import Role
 from controller.core.errors import NotFound, Unavailable
-from controller.core.events import EventFeed, JobChanged, PrinterChanged
+from controller.core.events import EventFeed, JobChanged, PrinterChanged, PrinterProgress
 from controller.jobs import ACTIVE_STATES, JobState
 from controller.jobs.queue import JobQueue
 
@@ -111,9 +111,10 @@ class LiveUpdates:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take the feed's printer and job changes until `stop`, then end every stream."""
-        sub = self.feed.subscribe_all(
-            "live-updates", (PrinterChanged, JobChanged), maxsize=FEED_QUEUE
-        )  # drop oldest: a stream only shows the latest state of each object
+        # Drop oldest: a stream only shows the latest state of each object. PrinterProgress (progress
+        # and temperatures between state changes) is for this view alone and renders as a change.
+        kinds = (PrinterChanged, PrinterProgress, JobChanged)
+        sub = self.feed.subscribe_all("live-updates", kinds, maxsize=FEED_QUEUE)
         self.running = True
         stopped = asyncio.ensure_future(stop.wait())
         try:
@@ -136,7 +137,7 @@ class LiveUpdates:
     async def _fan_out(self, events: Iterable[object]) -> None:
         keys: dict[Key, None] = {}
         for event in events:
-            if isinstance(event, PrinterChanged):
+            if isinstance(event, PrinterChanged | PrinterProgress):
                 keys[("printer", event.printer)] = None
             elif isinstance(event, JobChanged):
                 keys[("job", event.job_id)] = None

@@ -1,8 +1,9 @@
 """The event feed: what happens in the farm, as typed events, to every part that wants to know.
 
-Printer changes, job changes and decoded sensor readings are published once; each consumer (the InfluxDB
-sink, the dispatcher, and later accounting, the utilisation timeline, the power policy and live web
-updates) subscribes with its own bounded queue and an overflow policy:
+Printer changes (and, apart, a printer's progress between them), job changes and decoded sensor
+readings are published once; each consumer (the InfluxDB sink, the dispatcher, accounting, the
+utilisation timeline, notifications and live web updates) subscribes to the kinds it needs with its own
+bounded queue and an overflow policy:
 - WAIT: the publisher waits for room (the InfluxDB sink: a reading must not be lost, and the MQTT ingest
   acknowledges a message only once the sink has it, so a full queue is back-pressure on the broker);
 - DROP_OLDEST: the oldest waiting event goes, counted and logged (views that need the latest state).
@@ -45,6 +46,19 @@ class PrinterChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PrinterProgress:
+    """A printer's figures (progress, temperatures, file, the host's words) moved without a state change.
+    At most one a second per printer (controller/fleet/progress.py). Only the live updates take it: the
+    dispatcher, the notifier and the timeline have nothing to do for it."""
+
+    status: PrinterStatus
+
+    @property
+    def printer(self) -> str:
+        return self.status.name
+
+
+@dataclass(frozen=True, slots=True)
 class JobChanged:
     """A job moved to `state`; `event_id` is its row in the store's job_events table."""
 
@@ -76,7 +90,7 @@ def unit_of(field: str) -> str:
     return next((unit for suffix, unit in _UNITS.items() if field.endswith(suffix)), "")
 
 
-Event = PrinterChanged | JobChanged | SensorReadings
+Event = PrinterChanged | PrinterProgress | JobChanged | SensorReadings
 E = TypeVar("E", bound=Event)
 
 
@@ -220,8 +234,8 @@ class EventFeed:
 
     @property
     def subscriptions(self) -> list[Subscription[Any]]:
-        """Every subscription, for /metrics."""
-        return [sub for subs in self._subs.values() for sub in subs]
+        """Every subscription once (one of several kinds is listed under each), for /metrics."""
+        return list({id(sub): sub for subs in self._subs.values() for sub in subs}.values())
 
     def publish_nowait(self, event: Event) -> None:
         """Publish from synchronous code. A full WAIT subscription drops it too (counted and logged): a

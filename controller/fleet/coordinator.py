@@ -22,6 +22,7 @@ from controller.core.errors import NotFound
 from controller.core.events import EventFeed, PrinterChanged
 from controller.fleet.maintenance import Maintenance
 from controller.fleet.materials import LoadedMaterials
+from controller.fleet.progress import ProgressPublisher, figures
 from controller.fleet.state import PrinterState, PrinterStatus, farm_state
 from controller.fleet.state import state_of_event as state_of_event  # where it was first
 from controller.jobs import job_id_of
@@ -76,6 +77,7 @@ class PrinterCoordinator:
         # The fleet's beds (the daemon's are seeded from the store); alone, a bed of its own.
         self.beds = beds if beds is not None else Beds({printer.name: bed_clear})
         self._feed = feed
+        self._progress = ProgressPublisher(feed, lambda: self.status)
         self._availability = Availability(
             log,
             Backoff(settings.poll_interval, settings.offline_backoff_max),
@@ -95,6 +97,7 @@ class PrinterCoordinator:
         try:
             await run_until_stopped(stop, self._loop())
         finally:
+            self._progress.close()
             await self.driver.close()
 
     async def _loop(self) -> None:
@@ -260,7 +263,7 @@ class PrinterCoordinator:
         was_held = self._event_at is not None
         if pushed and not self._availability.is_down and self._held(state):
             if snapshot.temperatures:
-                self.status = replace(self.status, temperatures=snapshot.temperatures)
+                self._set(replace(self.status, temperatures=snapshot.temperatures))
             return
         if not pushed:
             self._event_at = None  # a fresh REST answer rules
@@ -295,12 +298,14 @@ class PrinterCoordinator:
         return delay
 
     def _set(self, status: PrinterStatus) -> None:
-        changed = status.state is not self.status.state
-        self.status = status
-        if changed:
+        old, self.status = self.status, status
+        if status.state is not old.state:
             self._notify(None)
+        elif figures(status) != figures(old):
+            self._progress.changed()  # the live page's news only: no dispatch round for it
 
     def _notify(self, event: PrinterEvent | None) -> None:
+        self._progress.covered()
         self._feed.publish_nowait(PrinterChanged(self.status, event))
 
 
