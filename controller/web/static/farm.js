@@ -101,12 +101,13 @@
     refresh("queue");
   }
 
-  // The event stream carries state changes; progress and temperatures change in between without one.
-  // While something prints (and every 10 s otherwise, for the temperature chart) the page asks for
-  // the printers' figures: one small request, and none while the tab is hidden.
+  // The event stream carries every change, progress and temperatures too (each printer at most once a
+  // second). While it reconnects the page asks for the printers' figures itself: every 2 s while
+  // something prints, every 10 s otherwise (for the temperature chart), never in a hidden tab.
   var lastTick = 0;
+  function streaming() { return source !== null && source.readyState === EventSource.OPEN; }
   function tick() {
-    if (document.hidden || pollTimer !== null) return;
+    if (document.hidden || pollTimer !== null || streaming()) return;
     var busy = document.querySelector('.card[data-state="printing"], .card[data-state="paused"]');
     if (!busy && Date.now() - lastTick < 10000) return;
     lastTick = Date.now();
@@ -121,6 +122,7 @@
     if (pollTimer === null) {
       setLive("polling", "polling every 5 s");
       pollTimer = setInterval(poll, 5000);
+      poll();
     }
   }
 
@@ -310,7 +312,6 @@
   document.addEventListener("DOMContentLoaded", function () {
     connect();
     drawKwh();
-    poll();  // the first temperatures, and the queue as it is now
     setInterval(sampleTemps, 1000);
     setInterval(tick, 2000);
   });
