@@ -14,6 +14,7 @@ import pytest
 from controller.accounting.members import UnknownOwner, member_of
 from controller.config import Config, load_config
 from controller.config.members import MemberConfig, MembershipConfig
+from controller.store import Store
 from tests.farm import TOKENS, print_file, running_farm
 from tests.helpers import closed_port_printers, config_for
 from tests.jobrows import add_account, add_job
@@ -86,23 +87,27 @@ def test_the_example_config_documents_members_and_membership(tmp_path: Path) -> 
 async def test_quotas_and_unknown_owners_at_submit_through_the_api(tmp_path: Path) -> None:
     config = config_for(tmp_path, closed_port_printers(1), tokens=TOKENS, sections=MEMBERS)
     cube = print_file(tmp_path / "cube.gcode")  # 1.5 g, 1 s estimated
+    # The history is in the store before the daemon starts: written beside a running daemon, its
+    # events would reach the accountant, which accounts each finished job anew from what it measured
+    # (nothing here), replacing these figures.
+    now = datetime.now(UTC)
+    config.controller.state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(config.controller.state_dir / "farmctl.db")
+    try:
+        # alice this month: 60 g weighed on a finished job, 30 g estimated on a queued one.
+        done = add_job(store, owner="alice", state="completed", started=now, finished=now)
+        add_account(store, done, filament_measured_g=60.0, filament_est_g=70.0, cost=1.0)
+        add_job(store, owner="alice", state="queued", printer=None, finished=None, filament_g=30.0)
+        # Last month's print does not count against this month's quota.
+        old = now - timedelta(days=40)
+        earlier = add_job(store, owner="alice", state="completed", started=old, finished=old)
+        add_account(store, earlier, filament_measured_g=500.0)
+        # bob has spent 4.99 of 5.00 this month.
+        spent = add_job(store, owner="bob", state="completed", started=now, finished=now)
+        add_account(store, spent, filament_measured_g=1.0, cost=4.99)
+    finally:
+        store.close()
     async with running_farm(config, tmp_path / "etc/secrets") as farm:
-        now = datetime.now(UTC)
-        store = farm.store()
-        try:
-            # alice this month: 60 g weighed on a finished job, 30 g estimated on a queued one.
-            done = add_job(store, owner="alice", state="completed", started=now, finished=now)
-            add_account(store, done, filament_measured_g=60.0, filament_est_g=70.0, cost=1.0)
-            add_job(store, owner="alice", state="queued", printer=None, finished=None, filament_g=30.0)
-            # Last month's print does not count against this month's quota.
-            old = now - timedelta(days=40)
-            earlier = add_job(store, owner="alice", state="completed", started=old, finished=old)
-            add_account(store, earlier, filament_measured_g=500.0)
-            # bob has spent 4.99 of 5.00 this month.
-            spent = add_job(store, owner="bob", state="completed", started=now, finished=now)
-            add_account(store, spent, filament_measured_g=1.0, cost=4.99)
-        finally:
-            store.close()
 
         async def submit(owner: str | None, copies: int = 1) -> tuple[int, str]:
             data = {"copies": str(copies)} | ({"owner": owner} if owner else {})
