@@ -167,15 +167,18 @@ def test_changing_one_stored_record_fails_verification_at_that_record(store: Sto
 async def test_passport_api_and_farmctl_passport_verify(tmp_path: Path) -> None:
     config = config_for(tmp_path, closed_port_printers(1), tokens=TOKENS)
     path = str(tmp_path / "etc/farmctl.toml")
+    # Seeded before the daemon starts: beside a running daemon, the accountant would account these
+    # finished jobs anew and append passports of its own.
+    config.controller.state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(config.controller.state_dir / "farmctl.db")
+    try:
+        jobs = finished_jobs(store, 5)
+        for job in jobs:
+            append(store, job, group="default")
+        queued = add_job(store, owner="bob", state="queued", printer=None, finished=None)
+    finally:
+        store.close()
     async with running_farm(config, tmp_path / "etc/secrets") as farm:
-        store = farm.store()
-        try:
-            jobs = finished_jobs(store, 5)
-            for job in jobs:
-                append(store, job, group="default")
-            queued = add_job(store, owner="bob", state="queued", printer=None, finished=None)
-        finally:
-            store.close()
         viewer = farm.as_role("viewer")
         resp = await farm.api.get(f"/api/v1/jobs/{jobs[2]}/passport", headers=viewer)
         assert resp.status_code == 200, resp.text
