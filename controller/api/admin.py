@@ -23,13 +23,21 @@ from controller.accounting.roster import (
 )
 from controller.api.auth import Caller, require
 from controller.api.errors import Responses, error_responses
+from controller.api.examples import parameter
 from controller.api.services import TokensDep
 from controller.config import Role
 from controller.config.errors import NAME
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 Admin = Annotated[Caller, Depends(require(Role.ADMIN))]
-Name = Annotated[str, Path(pattern=NAME, description="The token's or member's name", examples=["frontdesk"])]
+Name = Annotated[
+    str,
+    Path(
+        pattern=NAME,
+        description="The token's or member's name",
+        openapi_examples=parameter("frontdesk", "A name"),
+    ),
+]
 
 _BAD_NAME = "Not a name: letters, digits, _ . - and at most 64 characters"
 _FROM_CONFIG = "Defined in farmctl.toml: edit the file to change it"
