@@ -1,16 +1,19 @@
-"""devices/mqtt.py reaches into aiomqtt's private paho client for manual acks (aiomqtt#345): these tests
-fail when an aiomqtt release moves it, and prove against mosquitto that the acks work as the ingest needs."""
+"""devices/mqtt.py reaches into aiomqtt's private paho client for manual acks (aiomqtt#345), and into
+paho's private reading and queueing for a backlog's pace: these tests fail when a release moves what it
+uses, and prove against mosquitto that the acks and the grouped reads work as the ingest needs."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 
 import aiomqtt
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from devices.mqtt import Acks, ack, enable_manual_acks, on_topic, paho_client
+from devices.mqtt import Acks, ack, enable_manual_acks, on_topic, paho_client, read_in_batches
 from tests.peers.servers import MosquittoPeer
 
 _ids = itertools.count()
@@ -23,6 +26,15 @@ async def test_aiomqtt_still_drives_a_paho_client_with_manual_acks() -> None:
     for method in ("manual_ack_set", "ack", "message_callback_add"):
         assert callable(getattr(inner, method, None)), f"paho.Client.{method} is gone"
     assert paho_client(client) is inner
+
+
+def test_paho_still_has_what_the_grouped_reads_and_acks_use() -> None:
+    inner = paho.Client(CallbackAPIVersion.VERSION2)
+    for method in ("_packet_read", "_loop_rc_handle", "_packet_queue"):
+        assert callable(getattr(inner, method, None)), f"paho.Client.{method} is gone"
+    assert hasattr(inner, "_sock"), "paho.Client._sock is gone"
+    params = list(inspect.signature(inner._packet_queue).parameters)
+    assert params[:4] == ["command", "packet", "mid", "qos"], params
 
 
 async def test_a_changed_aiomqtt_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,3 +92,40 @@ async def test_a_topic_callback_takes_its_messages_off_the_queue(mosquitto: Mosq
         message = await _next(client)
         assert (str(message.topic), message.payload) == (f"{base}/reading", b"21.5")
         assert heard == [b"7"]
+
+
+async def test_a_backlog_is_read_in_groups_and_acknowledged_in_groups(mosquitto: MosquittoPeer) -> None:
+    """200 QoS 1 messages waiting for a session: all arrive in order with far fewer reader calls than
+    messages, and the grouped PUBACKs settle every one (the next session gets nothing again)."""
+    topic, me, count = f"farm/backlog/{next(_ids)}", f"batch-test-{next(_ids)}", 200
+    async with _session(mosquitto.port, me) as sub:
+        await sub.subscribe(topic, qos=1)
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
+        for n in range(count):
+            await pub.publish(topic, str(n).encode(), qos=1)
+    client = _session(mosquitto.port, me)
+    read_in_batches(client)
+    inner = paho_client(client)
+    grouped = inner.loop_read
+    calls = 0
+
+    def counted(max_packets: int = 1) -> MQTTErrorCode:
+        nonlocal calls
+        calls += 1
+        return grouped(max_packets)
+
+    inner.loop_read = counted  # type: ignore[method-assign]
+    async with client as sub:
+        acks = Acks(sub, batch=10, delay_s=0.001)
+        got = []
+        for _ in range(count):
+            message = await _next(sub)
+            got.append(int(bytes(message.payload)))
+            acks.add(message.mid, message.qos)
+        acks.flush()
+        await asyncio.sleep(0.2)  # the last group's write
+    assert got == list(range(count))
+    assert calls < count / 2, f"{calls} reader calls for {count} messages"
+    async with _session(mosquitto.port, me) as sub, aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
+        await pub.publish(topic, b"after", qos=1)
+        assert (await _next(sub)).payload == b"after"  # nothing of the 200 came again

@@ -29,7 +29,7 @@ from controller.config import MqttConfig, SensorConfig
 from controller.core.availability import Availability, Backoff
 from controller.core.events import EventFeed, SensorReadings
 from controller.tasks import run_until_stopped
-from devices.mqtt import Acks, enable_manual_acks, on_topic
+from devices.mqtt import Acks, enable_manual_acks, on_topic, read_in_batches
 from devices.sensors import FieldMap, PayloadError, Profile, SensorSpec, TopicIndex, decode
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ class MqttIngest:
                 # aiomqtt has no option for it (devices/mqtt.py): ack once a message's points are
                 # queued (see above).
                 enable_manual_acks(client)
+                read_in_batches(client)  # a backlog a turn of the loop per group, not per message
                 # paho hands this topic to its own callback, never to the sensors' queue: the hot
                 # path stays as it is (paho matches every topic against its callbacks anyway).
                 on_topic(client, BROKER_DROPPED_TOPIC, self._on_broker_dropped)
