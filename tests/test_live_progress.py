@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from controller.core.events import EventFeed, PrinterProgress
 from controller.jobs.dispatch import Dispatcher
 from tests.conftest import OctoPrintFactory
 from tests.farm import TOKENS, print_file, running_farm
@@ -78,6 +79,14 @@ async def test_a_printing_job_pushes_progress_and_temperatures_without_a_dispatc
         await real_round(self, stop, tg)
 
     monkeypatch.setattr(Dispatcher, "round", counted_round)
+    feeds: list[EventFeed] = []
+    real_init = EventFeed.__init__
+
+    def kept_init(self: EventFeed) -> None:
+        real_init(self)
+        feeds.append(self)
+
+    monkeypatch.setattr(EventFeed, "__init__", kept_init)
     (peer,) = octoprint(1)
     specs = [PrinterSpec("p1", peer.url, peer.api_key)]
     config = config_for(tmp_path, specs, tokens=TOKENS, sections=f"[jobs]\ndispatch_interval = {DISPATCH_S}")
@@ -107,6 +116,13 @@ async def test_a_printing_job_pushes_progress_and_temperatures_without_a_dispatc
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+
+    # Progress is the live view's alone: no other part of the daemon subscribes to it (the notifier
+    # and the InfluxDB sink, which this config has not, subscribe to other kinds).
+    (feed,) = feeds
+    kinds = {sub.name: sub.kinds for sub in feed.subscriptions}
+    assert {"dispatcher", "printer-timeline", "accounting", "live-updates"} <= set(kinds), kinds
+    assert [name for name, k in kinds.items() if PrinterProgress in k] == ["live-updates"], kinds
 
     p1 = [(t, f) for t, f in frames if f["name"] == "p1"]
     printing = [(t, f) for t, f in p1 if f["state"] == "printing" and f["job_id"] == job["id"]]

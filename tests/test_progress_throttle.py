@@ -1,13 +1,16 @@
 """The progress throttle's decisions on a fake clock: at most one publish per window per printer, and
-the last change inside a window still goes out at its end."""
+the last change inside a window still goes out at its end; the publisher on a real event feed."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from dataclasses import replace
 
 import pytest
 
-from controller.fleet.progress import ProgressThrottle, figures
+from controller.core.events import EventFeed, JobChanged, PrinterChanged, PrinterProgress
+from controller.fleet.progress import ProgressPublisher, ProgressThrottle, figures
 from controller.fleet.state import PrinterState, PrinterStatus
 from devices.printer import Temperature
 
@@ -102,3 +105,26 @@ def test_figures_ignore_jitter_below_a_tenth_of_a_degree_and_the_time_seen() -> 
     assert figures(status(199.9)) != figures(status(200.0))
     assert figures(status(200.0, target=0.0)) != figures(status(200.0))
     assert figures(status(200.0, progress=10.5)) != figures(status(200.0))
+
+
+async def test_the_publisher_sends_progress_only_to_its_subscribers_and_the_held_figure_last() -> None:
+    feed = EventFeed()
+    dispatcher = feed.subscribe_all("dispatcher", (PrinterChanged, JobChanged))
+    live = feed.subscribe_all("live-updates", (PrinterChanged, PrinterProgress, JobChanged))
+    status = PrinterStatus("p1", PrinterState.PRINTING, progress=1.0)
+    publisher = ProgressPublisher(feed, lambda: status, min_s=0.2)
+    publisher.changed()  # at once
+    for progress in (2.0, 3.0, 4.0):  # inside the window: one publish at its end, with the last
+        status = replace(status, progress=progress)
+        publisher.changed()
+    assert [e.status.progress for e in live.take() if isinstance(e, PrinterProgress)] == [1.0]
+    await asyncio.sleep(0.5)
+    assert [e.status.progress for e in live.take() if isinstance(e, PrinterProgress)] == [4.0]
+    assert dispatcher.take() == []
+
+    for progress in (5.0, 6.0):  # the window has passed: 5.0 at once, 6.0 held
+        status = replace(status, progress=progress)
+        publisher.changed()
+    publisher.close()  # the printer stops being watched: what was held is dropped
+    await asyncio.sleep(0.5)
+    assert [e.status.progress for e in live.take() if isinstance(e, PrinterProgress)] == [5.0]

@@ -89,15 +89,15 @@ class ProgressPublisher:
             self._timer = asyncio.get_running_loop().call_later(delay, self._flush)
 
     def covered(self) -> None:
-        """A PrinterChanged with the latest status went out."""
+        """A PrinterChanged with the latest status went out: a held change need not."""
         self.throttle.covered(time.monotonic())
-        self.close()
-
-    def close(self) -> None:
-        """Forget a held change (the printer stops being watched)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def close(self) -> None:
+        """The printer stops being watched: forget a held change (run again, it starts afresh)."""
+        self.covered()
 
     def _flush(self) -> None:
         self._timer = None
