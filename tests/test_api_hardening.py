@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 
 from controller.api.app import create_app
+from controller.api.errors import JSON_BODY_LIMIT
 from controller.config import Config
 from controller.fleet.coordinator import Fleet
 from controller.jobs import JobState
@@ -285,3 +286,38 @@ def test_files_in_the_old_sharded_folders_move_up(tmp_path: Path) -> None:
     files = FileStore(tmp_path / "files")
     assert files.path_of(sha).read_bytes() == data
     assert sorted(p.name for p in (tmp_path / "files").iterdir()) == sorted([f"{sha}.gcode", "partial"])
+
+
+async def test_a_json_body_past_its_limit_is_a_413_before_it_is_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = config_for(tmp_path, closed_port_printers(1), tokens=TOKENS)
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+        (job,) = await farm.submit(print_file(tmp_path / "cube.gcode"))
+        printer = config.printers[0].name
+        admin = farm.as_role("admin")
+        huge = b'{"reason": "' + b"x" * (2 * JSON_BODY_LIMIT) + b'"}'
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(huge), 4096):  # no Content-Length: the limit counts as it reads
+                yield huge[start : start + 4096]
+
+        for method, path, headers in (
+            ("POST", f"/api/v1/jobs/{job['id']}/move", {}),
+            ("POST", f"/api/v1/printers/{printer}/maintenance", {}),
+            ("POST", f"/api/v1/printers/{printer}/material", {}),
+            ("POST", "/api/v1/admin/tokens", admin),
+            ("POST", "/api/v1/admin/members", admin),
+            ("PATCH", "/api/v1/admin/members/alice", admin),
+        ):
+            for body in (huge, chunks()):
+                resp = await farm.api.request(
+                    method, path, content=body, headers={**headers, "content-type": "application/json"}
+                )
+                assert resp.status_code == 413, (path, resp.status_code, resp.text[:200])
+                assert resp.headers["content-type"].startswith("application/json"), path
+                assert resp.json() == {"error": f"the body is larger than {JSON_BODY_LIMIT} bytes"}, path
+        # A body within the limit still does what it says.
+        resp = await farm.api.post(f"/api/v1/printers/{printer}/maintenance", json={"reason": "nozzle swap"})
+        assert resp.status_code == 200, resp.text
+    assert not _errors(caplog), [r.getMessage() for r in _errors(caplog)]

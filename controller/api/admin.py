@@ -22,7 +22,7 @@ from controller.accounting.roster import (
     TokenEntry,
 )
 from controller.api.auth import Caller, require
-from controller.api.errors import Responses, error_responses
+from controller.api.errors import JSON_BODY_LIMIT, TOO_LARGE, Described, Responses, error_responses
 from controller.api.examples import parameter
 from controller.api.services import TokensDep
 from controller.config import Role
@@ -206,7 +206,7 @@ _MEMBER: dict[str, Any] = {
 }
 
 
-def _answer(status: int, example: dict[str, Any], codes: dict[int, str] | None = None) -> Responses:
+def _answer(status: int, example: dict[str, Any], codes: dict[int, Described] | None = None) -> Responses:
     """The success answer with its example, then the errors with the role (error_responses)."""
     return {
         status: {"content": {"application/json": {"example": example}}},
@@ -236,11 +236,13 @@ async def list_tokens(roster: RosterDep, caller: Admin) -> TokensOut:
     status_code=201,
     response_model=NewTokenOut,
     summary="Make an API token",
+    max_body_size=JSON_BODY_LIMIT,
     responses=_answer(
         201,
         {**_TOKEN, "secret": "q0p1Yl1kR3dN0bW9zdFNlY3JldEV4YW1wbGUxMjM0NTY"},
         {
             400: _NOT_UTF8,
+            413: TOO_LARGE,
             409: f"{_FROM_CONFIG}; or an active token of that name exists; or 256 run-time tokens exist",
             422: "The body is not JSON, or a name or role that is not allowed",
         },
@@ -300,11 +302,13 @@ async def list_members(roster: RosterDep, caller: Admin) -> MembersOut:
     status_code=201,
     response_model=MemberOut,
     summary="Add a member",
+    max_body_size=JSON_BODY_LIMIT,
     responses=_answer(
         201,
         _MEMBER,
         {
             400: _NOT_UTF8,
+            413: TOO_LARGE,
             409: f"{_FROM_CONFIG}; or a member of that name exists; or 10000 run-time members exist",
             422: f"The body is not JSON; or a name that is not allowed, a quota not above 0, a password "
             f"shorter than {PASSWORD_MIN} or longer than {PASSWORD_MAX} characters",
@@ -338,11 +342,13 @@ async def add_member(
     "/members/{name}",
     response_model=MemberOut,
     summary="Change a member",
+    max_body_size=JSON_BODY_LIMIT,
     responses=_answer(
         200,
         {**_MEMBER, "quota_g": 750.0, "updated_at": _WHEN, "updated_by": "admin"},
         {
             400: _NOT_UTF8,
+            413: TOO_LARGE,
             404: "No run-time member of that name",
             409: _FROM_CONFIG,
             422: f"{_BAD_NAME}; or the body is not JSON, is empty or has an unknown key, a quota not "

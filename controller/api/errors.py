@@ -7,6 +7,7 @@ Our own errors (controller.core.errors.FarmError) carry their status on the clas
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller.config import Role
 from controller.core.errors import FarmError
@@ -50,8 +52,40 @@ def device_status(exc: DeviceError) -> int:
     return next((code for kind, code in DEVICE_STATUS if isinstance(exc, kind)), DEVICE_OTHER)
 
 
+class TooLargeAsJson:
+    """ASGI wrapper: the 413 that a route's `max_body_size` answers (Starlette sends it as plain text,
+    from inside the route where no exception handler sees it) goes out as ErrorOut like every error."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_json(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the plain text body of the start replaced below
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                kind = dict(message.get("headers", [])).get(b"content-type", b"")
+                if kind.startswith(b"text/plain"):
+                    replaced = True
+                    body = json.dumps({"error": TOO_LARGE_MESSAGE}).encode()
+                    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+                    await send({"type": "http.response.start", "status": 413, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+            await send(message)
+
+        await self.app(scope, receive, send_json)
+
+
 def install(app: FastAPI) -> None:
     """Answer every error `app` raises with ErrorOut and its status."""
+    app.add_middleware(TooLargeAsJson)
 
     @app.exception_handler(FarmError)
     async def farm_error(request: Request, exc: FarmError) -> JSONResponse:
@@ -69,6 +103,8 @@ def install(app: FastAPI) -> None:
             # on /api/v1/jobs); a client should learn every method the path takes. FastAPI keeps its
             # routes in private nested types, so the public OpenAPI document is the map.
             headers = {**(headers or {}), "Allow": _allowed(app, request, (headers or {}).get("Allow", ""))}
+        if exc.status_code == 413 and exc.detail == _STARLETTE_TOO_LARGE:  # a body without a length
+            return error_body(413, TOO_LARGE_MESSAGE, headers)
         return error_body(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
@@ -109,6 +145,18 @@ def success(
 
 # A status's description, or its description and an example `error` message in the daemon's words.
 Described = str | tuple[str, str]
+
+
+# A JSON body of the API (a material list, a move, a reason, a new token or member) is a few hundred
+# bytes: anything past this is refused with 413 before it is read into memory. The upload has its own
+# limit ([api] max_upload_mb) and streams.
+JSON_BODY_LIMIT = 64 * 1024
+TOO_LARGE_MESSAGE = f"the body is larger than {JSON_BODY_LIMIT} bytes"
+TOO_LARGE: Described = (
+    f"The JSON body is larger than {JSON_BODY_LIMIT // 1024} KiB (refused before it is read)",
+    TOO_LARGE_MESSAGE,
+)
+_STARLETTE_TOO_LARGE = "Content Too Large"  # the detail of the limit's own 413 (plain text or raised)
 
 
 def error_responses(

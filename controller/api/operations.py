@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from controller.api.auth import Caller, require
-from controller.api.errors import Described, Responses, error_responses, success
+from controller.api.errors import JSON_BODY_LIMIT, TOO_LARGE, Described, Responses, error_responses, success
 from controller.api.examples import IDLE_EXAMPLE, JOB_EXAMPLE, QUEUED_EXAMPLE
 from controller.api.jobs import JobId, JobOut, job_out
 from controller.api.printers import PrinterName, PrinterOut, printer_out
@@ -134,6 +134,7 @@ _MOVE_EXAMPLES: dict[str, Any] = {
 @jobs_router.post(
     "/{job_id}/move",
     summary="Move a queued job up or down",
+    max_body_size=JSON_BODY_LIMIT,
     response_model=JobOut,
     responses=_answer(
         "The job with its new priority",
@@ -141,6 +142,7 @@ _MOVE_EXAMPLES: dict[str, Any] = {
         Role.OPERATOR,
         {
             400: _NOT_TEXT,
+            413: TOO_LARGE,
             404: _NO_JOB,
             409: (
                 "The job is no longer queued, or it cannot move further (priorities stay in -1000..1000)",
@@ -236,6 +238,7 @@ _CHANGE_ERRORS = {404: ("No printer of that name", "no printer named 'mk4-9'")}
 @printers_router.post(
     "/{name}/maintenance",
     summary="Take a printer out of service",
+    max_body_size=JSON_BODY_LIMIT,
     response_model=PrinterOut,
     responses=_answer(
         "The printer with its `maintenance`",
@@ -246,6 +249,7 @@ _CHANGE_ERRORS = {404: ("No printer of that name", "no printer named 'mk4-9'")}
         Role.OPERATOR,
         {
             400: _NOT_TEXT,
+            413: TOO_LARGE,
             **_CHANGE_ERRORS,
             409: (
                 "The printer is in maintenance already",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 from pydantic_core import PydanticCustomError
 
 from controller.api.auth import Caller, require
-from controller.api.errors import error_responses, success
+from controller.api.errors import JSON_BODY_LIMIT, TOO_LARGE, error_responses, success
 from controller.api.examples import HISTORY_EXAMPLE, IDLE_EXAMPLE, PRINTER_EXAMPLE, parameter
 from controller.api.services import FleetDep, QueueDep
 from controller.config import Role
@@ -233,6 +233,7 @@ class MaterialLoadOut(BaseModel):
 @router.post(
     "/{name}/material",
     summary="Change the loaded material",
+    max_body_size=JSON_BODY_LIMIT,
     response_model=PrinterOut,
     responses={
         **success("The printer with its new materials", {**PRINTER_EXAMPLE, "materials": ["PETG"]}),
@@ -241,6 +242,7 @@ class MaterialLoadOut(BaseModel):
             {
                 400: ("The body cannot be read as text (not UTF-8)", "There was an error parsing the body"),
                 404: _NO_PRINTER,
+                413: TOO_LARGE,
                 422: (
                     f"{_BAD_NAME}; or the body is not JSON, has no material, or not a material name",
                     "body.materials: 'P L A' is not a material name: one word of letters, digits and "
