@@ -38,7 +38,7 @@ import aiomqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.procstat import cpu_seconds, status_mib  # noqa: E402
+from bench.procstat import Cpu, ms, status_mib  # noqa: E402
 from devices.localproc import LocalProcess, free_port  # noqa: E402
 from tests.helpers import metric_value, write_config  # noqa: E402
 from tests.peers.servers import InfluxPeer, MosquittoPeer  # noqa: E402
@@ -151,13 +151,9 @@ class Daemon:
         self.proc.start()
         async with asyncio.timeout(30), aiohttp.ClientSession() as http:
             # Connected means subscribed to every sensor topic: the session holds them all from now on.
-            while await self.metric(http, "farmctl_mqtt_connected") != 1:
+            while (await self.metrics(http, "farmctl_mqtt_connected")) != [1]:
                 await asyncio.sleep(0.05)
         self.rss_idle = self.rss_idle or status_mib(self.proc.pid, "VmRSS")  # the first, fresh start
-
-    async def metric(self, http: aiohttp.ClientSession, name: str) -> float:
-        """One unlabelled sample of the daemon's /metrics; -1 while the API does not answer yet."""
-        return (await self.metrics(http, name))[0]
 
     async def metrics(self, http: aiohttp.ClientSession, *names: str) -> list[float]:
         """Unlabelled samples of one /metrics answer; -1 each while the API does not answer yet."""
@@ -189,23 +185,6 @@ async def forget_session(port: int, client_id: str) -> None:
     down in the phases after (a save of its persistence file each second)."""
     async with aiomqtt.Client("127.0.0.1", port, identifier=client_id, clean_session=True):
         pass
-
-
-@dataclass
-class Cpu:
-    """CPU seconds that processes spend between start() and stop()."""
-
-    pids: dict[str, int]
-    spent: dict[str, float] = field(default_factory=dict)
-
-    def start(self) -> None:
-        self.spent = {name: -cpu_seconds(pid) for name, pid in self.pids.items()}
-
-    def stop(self) -> None:
-        self.spent = {name: spent + cpu_seconds(self.pids[name]) for name, spent in self.spent.items()}
-
-    def per_message(self, messages: int) -> str:
-        return ", ".join(f"{name} {spent / messages * 1e6:.0f}" for name, spent in self.spent.items())
 
 
 async def bare_drain(port: int, messages: list[tuple[str, bytes]], cpu: Cpu) -> float:
@@ -333,17 +312,6 @@ async def farm_latency(daemon: Daemon, influx: Influx, port: int, rate: int, sec
     return [seen[seq] - sent[seq] for seq in range(total)]
 
 
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def ms(values: list[float]) -> str:
-    return (
-        f"p50 {pct(values, 50) * 1000:6.1f} ms  p99 {pct(values, 99) * 1000:6.1f} ms"
-        f"  max {max(values) * 1000:6.1f} ms"
-    )
-
-
 async def bench(args: argparse.Namespace, work: Path, mosquitto: MosquittoPeer, influxdb: InfluxPeer) -> None:
     influx = Influx(influxdb.url)
     await influx.reset()
@@ -373,10 +341,8 @@ async def bench(args: argparse.Namespace, work: Path, mosquitto: MosquittoPeer, 
                 f"  round {r + 1}: bare {bare_rate:6.0f} msg/s, farmctl received {taken_rate:6.0f}"
                 f" ({taken_rate / bare_rate:.0%}), in InfluxDB {farm_rate:6.0f} ({farm_rate / bare_rate:.0%})"
             )
-            n = len(messages)
-            print(
-                f"    CPU µs per message: bare phase {bare_cpu.per_message(n)}; farmctl phase {farm_cpu.per_message(n)}"
-            )
+            bare_cpu_text, farm_cpu_text = (cpu.per_message(len(messages)) for cpu in (bare_cpu, farm_cpu))
+            print(f"    CPU µs per message: bare phase {bare_cpu_text}; farmctl phase {farm_cpu_text}")
         bare_rate, taken_rate, farm_rate = (statistics.median(column) for column in zip(*rounds, strict=True))
         # The ratio is taken within each round (the two ran minutes apart at most), then its median.
         taken_ratio = statistics.median(taken / bare for bare, taken, _ in rounds)

@@ -1,8 +1,10 @@
-"""Memory and CPU figures of a process, and the machine's load, from /proc."""
+"""Memory and CPU figures of a process, and the machine's load, from /proc; latency percentiles."""
 
 from __future__ import annotations
 
 import os
+import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -32,3 +34,32 @@ def loadavg() -> tuple[float, float, float]:
     """The 1, 5 and 15 minute load averages."""
     one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
     return float(one), float(five), float(fifteen)
+
+
+@dataclass
+class Cpu:
+    """CPU seconds that processes spend between start() and stop()."""
+
+    pids: dict[str, int]
+    spent: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.spent = {name: -cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> None:
+        self.spent = {name: spent + cpu_seconds(self.pids[name]) for name, spent in self.spent.items()}
+
+    def per_message(self, messages: int) -> str:
+        return ", ".join(f"{name} {spent / messages * 1e6:.0f}" for name, spent in self.spent.items())
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def ms(values: list[float]) -> str:
+    """p50, p99 and max of latencies in seconds, as milliseconds."""
+    return (
+        f"p50 {pct(values, 50) * 1000:6.1f} ms  p99 {pct(values, 99) * 1000:6.1f} ms"
+        f"  max {max(values) * 1000:6.1f} ms"
+    )

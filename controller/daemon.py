@@ -35,7 +35,8 @@ from controller.config import (
 from controller.config.reload import Reloader
 from controller.connlimits import BACKLOG, KEEP_ALIVE_S, ConnectionGuard, connection_cap, raise_file_limit
 from controller.core.events import EventFeed
-from controller.fleet.coordinator import Fleet, fleet_session
+from controller.fleet.coordinator import Fleet
+from controller.fleet.drivers import fleet_session
 from controller.fleet.maintenance import Maintenance
 from controller.fleet.materials import LoadedMaterials
 from controller.jobs.beds import Beds

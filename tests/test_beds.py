@@ -11,7 +11,8 @@ from pathlib import Path
 
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.events import EventFeed
-from controller.fleet.coordinator import PrinterCoordinator, fleet_session
+from controller.fleet.coordinator import PrinterCoordinator
+from controller.fleet.drivers import fleet_session
 from controller.jobs import JobState, Requirements
 from controller.jobs.beds import Beds
 from controller.store import AsyncStore, Store

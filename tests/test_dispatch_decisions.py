@@ -16,7 +16,8 @@ import pytest
 
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.events import EventFeed
-from controller.fleet.coordinator import Fleet, fleet_session
+from controller.fleet.coordinator import Fleet
+from controller.fleet.drivers import fleet_session
 from controller.fleet.state import PrinterState
 from controller.jobs import Job, JobState, Requirements
 from controller.jobs.dispatch import Dispatcher

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from controller.config import Config
-from controller.fleet.coordinator import Fleet, fleet_session
+from controller.fleet.coordinator import Fleet
+from controller.fleet.drivers import fleet_session
 from controller.fleet.state import PrinterState
 from devices.errors import DeviceUnavailable
 from devices.octoprint import OctoPrintClient

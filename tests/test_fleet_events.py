@@ -10,7 +10,8 @@ import pytest
 
 from controller.config import ControllerConfig, PrinterConfig
 from controller.core.events import EventFeed, PrinterChanged
-from controller.fleet.coordinator import EVENT_HOLD_S, PrinterCoordinator, fleet_session, state_of_event
+from controller.fleet.coordinator import EVENT_HOLD_S, PrinterCoordinator, state_of_event
+from controller.fleet.drivers import fleet_session
 from controller.fleet.state import PrinterState
 from devices.printer import EventKind, HostSnapshot, HostState, PrinterEvent
 from tests.conftest import OctoPrintFactory

@@ -21,7 +21,8 @@ from controller.accounting.timeline import TimelineRecorder, append, changes_in
 from controller.cli.utilisation import query_params, show
 from controller.config import Config, load_config
 from controller.core.events import EventFeed
-from controller.fleet.coordinator import Fleet, fleet_session
+from controller.fleet.coordinator import Fleet
+from controller.fleet.drivers import fleet_session
 from controller.fleet.state import PrinterState
 from controller.store import AsyncStore, Store
 from controller.telemetry.spool import Spool

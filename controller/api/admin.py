@@ -13,14 +13,7 @@ from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from controller.accounting.roster import (
-    KEEP,
-    PASSWORD_MAX,
-    PASSWORD_MIN,
-    MemberEntry,
-    Roster,
-    TokenEntry,
-)
+from controller.accounting.roster import KEEP, PASSWORD_MAX, PASSWORD_MIN, MemberEntry, Roster, TokenEntry
 from controller.api.auth import Caller, require
 from controller.api.errors import JSON_BODY_LIMIT, TOO_LARGE, Described, Responses, error_responses
 from controller.api.examples import parameter
@@ -30,13 +23,9 @@ from controller.config.errors import NAME
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 Admin = Annotated[Caller, Depends(require(Role.ADMIN))]
+_NAME_EXAMPLE = parameter("frontdesk", "A name")
 Name = Annotated[
-    str,
-    Path(
-        pattern=NAME,
-        description="The token's or member's name",
-        openapi_examples=parameter("frontdesk", "A name"),
-    ),
+    str, Path(pattern=NAME, description="The token's or member's name", openapi_examples=_NAME_EXAMPLE)
 ]
 
 _BAD_NAME = "Not a name: letters, digits, _ . - and at most 64 characters"

@@ -32,7 +32,8 @@ What arrives, in order:
 2. The snapshot: every printer as `event: printer`, then every job not finished yet (queued,
    dispatching, printing, paused) as `event: job`.
 3. Then one frame per change, as long as the stream is open: `event: printer` when a printer changes
-   (state, job, progress, temperatures, bed, materials, maintenance), `event: job` when a job does.
+   (state, job, bed, materials, maintenance at once; progress, temperatures and the host's wording at
+   most once a second per printer, the last value always sent), `event: job` when a job does.
    `data:` is one line of JSON: the object `GET /api/v1/printers/{{name}}` or `GET /api/v1/jobs/{{id}}`
    returns at that moment. Keep the newest object per printer name and job id; a job that finishes
    arrives with its final state (completed, failed, cancelled).

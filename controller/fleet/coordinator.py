@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -20,6 +20,7 @@ from controller.config import ControllerConfig, PrinterConfig
 from controller.core.availability import Availability, Backoff
 from controller.core.errors import NotFound
 from controller.core.events import EventFeed, PrinterChanged
+from controller.fleet.drivers import DriverFactory, octoprint_driver
 from controller.fleet.maintenance import Maintenance
 from controller.fleet.materials import LoadedMaterials
 from controller.fleet.progress import ProgressPublisher, figures
@@ -29,8 +30,7 @@ from controller.jobs import job_id_of
 from controller.jobs.beds import Beds
 from controller.tasks import run_until_stopped
 from devices.errors import DeviceAuthError, DeviceBusy, DeviceError
-from devices.octoprint import OctoPrintClient, OctoPrintDriver
-from devices.printer import EventKind, HostSnapshot, PrinterDriver, PrinterEvent
+from devices.printer import EventKind, HostSnapshot, PrinterEvent
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,6 @@ EVENT_HOLD_S = 2.5
 # frames still say the print runs; a second cancel meanwhile counts the print failed twice in the file's
 # history. So a print is asked to stop once, and again only if it still runs this long after.
 CANCEL_PATIENCE_S = 30.0
-
-# Builds the driver for one printer; the session is the fleet's shared HTTP session.
-DriverFactory = Callable[[PrinterConfig, ControllerConfig, aiohttp.ClientSession], PrinterDriver]
-
-
-def octoprint_driver(
-    printer: PrinterConfig, settings: ControllerConfig, session: aiohttp.ClientSession
-) -> PrinterDriver:
-    """The default driver: the printer's OctoPrint host."""
-    client = OctoPrintClient(printer.url, printer.api_key, timeout=settings.request_timeout, session=session)
-    return OctoPrintDriver(client)
 
 
 class PrinterCoordinator:
@@ -395,9 +384,3 @@ class Fleet:
         coordinator = self.coordinators.get(name)
         self.coordinators = {k: v for k, v in self.coordinators.items() if k != name}
         return coordinator
-
-
-def fleet_session() -> aiohttp.ClientSession:
-    """One HTTP session for all printers: no total cap (a hung host must not starve the others)."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=8)
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
