@@ -161,3 +161,39 @@ async def test_real_printer_start_and_end_come_from_events(
     # Both transitions of the print were made by push events, not by the once-a-second frames.
     assert any("state=printing" in m and "(event " in m for m in changes), changes
     assert any("state=awaiting_clear was=printing (event " in m for m in changes), changes
+
+
+async def test_a_frame_from_before_a_print_ended_does_not_mark_a_cleared_bed_used(
+    coordinator: tuple[PrinterCoordinator, Heard],
+) -> None:
+    # bench/dispatch.py caught it: the end came in a frame (before OctoPrint's PrintDone), the bed was
+    # cleared, then a frame built before the end still showed the print running.
+    coord, _ = coordinator
+    coord.on_event(ev(EventKind.PRINT_STARTED, file_name="part.gcode"))
+    coord._apply(PRINTING_FRAME)  # the host agrees: the event's hold is over
+    coord._apply(IDLE_FRAME, pushed=True)
+    assert now(coord) is PrinterState.AWAITING_CLEAR
+    assert coord.clear()
+    coord._apply(PRINTING_FRAME, pushed=True)
+    coord._apply(PRINTING_FRAME)  # a REST answer sent before the end is as old
+    assert (now(coord), coord.bed_clear) == (PrinterState.IDLE, True)
+    # Another file printing is news at once; so is this file again once its PrintStarted comes.
+    coord._apply(HostSnapshot(HostState.PRINTING, "Printing", file_name="other.gcode"), pushed=True)
+    assert (now(coord), coord.bed_clear) == (PrinterState.PRINTING, False)
+    coord._apply(IDLE_FRAME)
+    assert coord.clear()
+    coord.on_event(ev(EventKind.PRINT_STARTED, file_name="other.gcode"))
+    assert now(coord) is PrinterState.PRINTING
+
+
+async def test_a_print_that_ended_long_ago_may_show_running_again(
+    coordinator: tuple[PrinterCoordinator, Heard],
+) -> None:
+    coord, _ = coordinator
+    coord._apply(PRINTING_FRAME)
+    coord._apply(IDLE_FRAME)
+    assert coord.clear()
+    assert coord._ended is not None
+    coord._ended = (coord._ended[0], coord._ended[1] - EVENT_HOLD_S - 0.1)  # the end is older than the hold
+    coord._apply(PRINTING_FRAME)  # without its event (push down): the host's word after the hold
+    assert now(coord) is PrinterState.PRINTING

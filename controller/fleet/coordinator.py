@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # follows the events at once. A `current` frame built just before an event can still arrive after it; for
 # this long after an event a pushed frame that contradicts it only updates temperatures (REST is never held).
 EVENT_HOLD_S = 2.5
+_RUNNING = (PrinterState.PRINTING, PrinterState.PAUSED)
 # OctoPrint accepts a cancel and then takes a while (the moves in its buffer, its cancel script) while its
 # frames still say the print runs; a second cancel meanwhile counts the print failed twice in the file's
 # history. So a print is asked to stop once, and again only if it still runs this long after.
@@ -75,6 +76,7 @@ class PrinterCoordinator:
         )
         self._event_at: float | None = None  # when an event last changed the state (see EVENT_HOLD_S)
         self._before_event = PrinterState.OFFLINE  # the state that event replaced
+        self._ended: tuple[str | None, float] | None = None  # (file, when) of the print that last ended
         self._cancel_sent: tuple[str, float] | None = None  # (file, when) of the last cancel accepted
         # Out of service (set by the Fleet from its Maintenance), or leaving the config once its job
         # ends (controller/config/reload.py): either way it takes no new job.
@@ -146,12 +148,8 @@ class PrinterCoordinator:
         except DeviceBusy:
             pass  # not printing (yet): the tracker stops it if the upload still starts it
         except DeviceError as exc:
-            log.warning(
-                "printer=%s job=%s cannot stop the print now: %s",
-                self.printer.name,
-                job_id_of(remote_name),
-                exc,
-            )
+            job = job_id_of(remote_name)
+            log.warning("printer=%s job=%s cannot stop the print now: %s", self.printer.name, job, exc)
         finally:
             if not accepted:
                 self._cancel_sent = None  # the next ask sends it again
@@ -162,10 +160,8 @@ class PrinterCoordinator:
         return self.beds.is_clear(self.printer.name)
 
     def mark_bed_used(self, *, recorded: bool = False) -> None:
-        """A print is about to start or has run: nothing may start here until the bed is cleared.
-
-        `recorded`: the store already holds it (written with the job's dispatch).
-        """
+        """A print is about to start or has run: nothing starts here until the bed is cleared.
+        `recorded`: the store already holds it (written with the job's dispatch)."""
         if recorded:
             self.beds.dispatched(self.printer.name)
         else:
@@ -175,7 +171,7 @@ class PrinterCoordinator:
 
     def clear(self) -> bool:
         """The operator confirmed the bed is clear; False while printing or when it already was clear."""
-        if self.bed_clear or self.status.state in (PrinterState.PRINTING, PrinterState.PAUSED):
+        if self.bed_clear or self.status.state in _RUNNING:
             return False
         log.info("printer=%s bed cleared", self.printer.name)
         self.beds.clear(self.printer.name)
@@ -189,6 +185,7 @@ class PrinterCoordinator:
         status = self.status
         if event.kind is EventKind.PRINT_STARTED:
             self._cancel_sent = None  # a new print: a cancel now is a new one
+            self._ended = None  # and a frame showing it printing is news
         if state is PrinterState.OFFLINE and status.state is PrinterState.ERROR:
             state = None  # OctoPrint disconnects after a firmware error: the error is the news
         if state is not None and not self._availability.is_down:
@@ -214,12 +211,13 @@ class PrinterCoordinator:
                     status.state,
                     event.kind,
                 )
+            self._note_end(status, new)
             self.status = new
         self._notify(event)
 
     def _bed_rule(self, state: PrinterState) -> PrinterState:
         """The state as the farm shows it, marking the bed used when a print runs."""
-        if state in (PrinterState.PRINTING, PrinterState.PAUSED):
+        if state in _RUNNING:
             self.beds.mark_used(self.printer.name)  # any print leaves a part (or a mess) behind, ours or not
         elif state is PrinterState.IDLE and not self.bed_clear:
             return PrinterState.AWAITING_CLEAR  # only an operator clears a bed
@@ -247,10 +245,25 @@ class PrinterCoordinator:
             return False
         return True
 
+    def _ended_before(self, state: PrinterState, file: str | None) -> bool:
+        """A frame or answer showing the print that just ended as running, with no PrintStarted since, was
+        made before the end: it must not mark a bed just cleared used again (bench/dispatch.py saw it)."""
+        if self._ended is None or state not in _RUNNING:
+            return False
+        if time.monotonic() - self._ended[1] > EVENT_HOLD_S or file != self._ended[0]:
+            self._ended = None  # a later print, or the host has long moved on
+            return False
+        return True
+
+    def _note_end(self, old: PrinterStatus, new: PrinterStatus) -> None:
+        if old.state in _RUNNING and new.state not in (*_RUNNING, PrinterState.OFFLINE):
+            self._ended = (old.file, time.monotonic())  # (offline mid-print ends nothing)
+
     def _apply(self, snapshot: HostSnapshot, *, pushed: bool = False) -> None:
         state = farm_state(snapshot.state)
         was_held = self._event_at is not None
-        if pushed and not self._availability.is_down and self._held(state):
+        stale = self._ended_before(state, snapshot.file_name)
+        if stale or (pushed and not self._availability.is_down and self._held(state)):
             if snapshot.temperatures:
                 self._set(replace(self.status, temperatures=snapshot.temperatures))
             return
@@ -288,6 +301,7 @@ class PrinterCoordinator:
 
     def _set(self, status: PrinterStatus) -> None:
         old, self.status = self.status, status
+        self._note_end(old, status)
         if status.state is not old.state:
             self._notify(None)
         elif figures(status) != figures(old):
