@@ -24,7 +24,8 @@ _DESCRIPTION = """\
 The print farm's API: printers, jobs, operations, reports, live updates.
 
 **Authorization.** Every route but `/healthz` needs a token: `Authorization: Bearer <token>` (a token
-from `[[api.tokens]]` in farmctl.toml). The web page's session cookie counts as well. Each token has a
+from `[[api.tokens]]` in farmctl.toml, or one an admin added through `/api/v1/admin/tokens`). The web
+page's session cookie counts as well. Each token has a
 role, and each route names the role it needs: a *viewer* reads everything; an *operator* also queues,
 cancels, pauses, resumes, moves and reprints jobs, confirms beds clear, changes materials and takes
 printers out of service; an *admin* also manages tokens and members. No token or an unknown one: 401;

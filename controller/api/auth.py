@@ -18,7 +18,9 @@ from controller.web.sessions import session_caller
 
 __all__ = ["Caller", "TokenRegistry", "require"]
 
-_bearer = HTTPBearer(auto_error=False, description="A token from [[api.tokens]] in farmctl.toml")
+_bearer = HTTPBearer(
+    auto_error=False, description="A token from [[api.tokens]] in farmctl.toml, or one an admin added"
+)
 
 
 def require(role: Role) -> Callable[..., Caller]:
