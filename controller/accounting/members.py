@@ -129,10 +129,15 @@ async def check_submission(
 
     Without `new` (before the upload is read) only an owner already past a quota is refused.
     """
-    stored = await store.call(store.sync.read, stored_members)  # those an admin added at run time
-    member = member_of(config, owner, stored)
-    if member is None or (member.quota_g is None and member.quota_cost is None):
-        return
     now = datetime.now(UTC)
-    used = await store.call(store.sync.read, lambda db: month_usage(db, config, owner, now))
-    check_quota(config, member, used, new or Estimate(copies=0))
+
+    def look(db: sqlite3.Connection) -> tuple[MemberConfig, MonthUsage] | None:
+        # One read for both: the run-time members (an admin's) and, for a member with a quota, the month.
+        member = member_of(config, owner, stored_members(db))
+        if member is None or (member.quota_g is None and member.quota_cost is None):
+            return None
+        return member, month_usage(db, config, owner, now)
+
+    found = await store.call(store.sync.read, look)
+    if found is not None:
+        check_quota(config, found[0], found[1], new or Estimate(copies=0))

@@ -4,7 +4,7 @@ in the store beside the fixed ones of farmctl.toml (which only an edit of the fi
 Every request asks which token it carries, so the tokens are held in memory as sha256 digests and swapped
 for a new tuple after each change, before the change is answered: a revoked token fails from the next
 request on. Members are held in memory too (sign-in, the upload form's owners); the quota check at submit
-reads them from the store with the month's usage (`stored_members`).
+reads them from the store in the same read as the month's usage (`stored_members`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -73,13 +74,22 @@ def _origin(item: dict[str, Any]) -> str:
     return "farmctl.toml" if item["source"] == "config" else f"added by {item.get('created_by')}"
 
 
-def _list_tokens(client: ApiClient, json_: bool) -> None:
-    tokens = client.get(_TOKENS)["tokens"]
+def _list(client: ApiClient, path: str, key: str, line: Callable[[dict[str, Any]], str], json_: bool) -> None:
+    """The tokens or members the daemon lists, as JSON or one tab-separated line each."""
+    entries = client.get(path)[key]
     if json_:
-        typer.echo(json.dumps(tokens, indent=2))
+        typer.echo(json.dumps(entries, indent=2))
         return
-    for t in tokens:
-        typer.echo(f"{t['name']}\t{t['role']}\t{_origin(t)}")
+    for entry in entries:
+        typer.echo(line(entry))
+
+
+def _token_line(t: dict[str, Any]) -> str:
+    return f"{t['name']}\t{t['role']}\t{_origin(t)}"
+
+
+def _list_tokens(client: ApiClient, json_: bool) -> None:
+    _list(client, _TOKENS, "tokens", _token_line, json_)
 
 
 @tokens_app.callback(invoke_without_command=True)
@@ -138,12 +148,7 @@ def _member_line(m: dict[str, Any]) -> str:
 
 
 def _list_members(client: ApiClient, json_: bool) -> None:
-    members = client.get(_MEMBERS)["members"]
-    if json_:
-        typer.echo(json.dumps(members, indent=2))
-        return
-    for m in members:
-        typer.echo(_member_line(m))
+    _list(client, _MEMBERS, "members", _member_line, json_)
 
 
 @members_app.callback(invoke_without_command=True)
