@@ -21,6 +21,8 @@ from controller.core.availability import Availability, Backoff
 from controller.core.errors import NotFound
 from controller.core.events import EventFeed, PrinterChanged
 from controller.fleet.drivers import DriverFactory, octoprint_driver
+from controller.fleet.freshness import EVENT_HOLD_S as EVENT_HOLD_S  # where it was first
+from controller.fleet.freshness import RUNNING, Freshness
 from controller.fleet.maintenance import Maintenance
 from controller.fleet.materials import LoadedMaterials
 from controller.fleet.progress import ProgressPublisher, figures
@@ -35,11 +37,6 @@ from devices.printer import EventKind, HostSnapshot, PrinterEvent
 log = logging.getLogger(__name__)
 
 
-# Push events arrive ~13 ms after the action, while `current` frames come at most once a second: the state
-# follows the events at once. A `current` frame built just before an event can still arrive after it; for
-# this long after an event a pushed frame that contradicts it only updates temperatures (REST is never held).
-EVENT_HOLD_S = 2.5
-_RUNNING = (PrinterState.PRINTING, PrinterState.PAUSED)
 # OctoPrint accepts a cancel and then takes a while (the moves in its buffer, its cancel script) while its
 # frames still say the print runs; a second cancel meanwhile counts the print failed twice in the file's
 # history. So a print is asked to stop once, and again only if it still runs this long after.
@@ -74,9 +71,7 @@ class PrinterCoordinator:
             down_message=f"printer={printer.name} offline: %s",
             up_message=f"printer={printer.name} recovered after %.0fs: %s",
         )
-        self._event_at: float | None = None  # when an event last changed the state (see EVENT_HOLD_S)
-        self._before_event = PrinterState.OFFLINE  # the state that event replaced
-        self._ended: tuple[str | None, float] | None = None  # (file, when) of the print that last ended
+        self._fresh = Freshness()  # which frames and answers are older than the news (freshness.py)
         self._cancel_sent: tuple[str, float] | None = None  # (file, when) of the last cancel accepted
         # Out of service (set by the Fleet from its Maintenance), or leaving the config once its job
         # ends (controller/config/reload.py): either way it takes no new job.
@@ -113,7 +108,8 @@ class PrinterCoordinator:
 
     async def poll(self) -> None:
         """One REST reconciliation; raises DeviceError when the host cannot be reached."""
-        self._apply(await self.driver.snapshot())
+        asked_at = time.monotonic()
+        self._apply(await self.driver.snapshot(), asked_at=asked_at)
 
     async def _follow_push(self) -> None:
         idle = max(self.settings.reconcile_interval, 10.0)
@@ -171,7 +167,7 @@ class PrinterCoordinator:
 
     def clear(self) -> bool:
         """The operator confirmed the bed is clear; False while printing or when it already was clear."""
-        if self.bed_clear or self.status.state in _RUNNING:
+        if self.bed_clear or self.status.state in RUNNING:
             return False
         log.info("printer=%s bed cleared", self.printer.name)
         self.beds.clear(self.printer.name)
@@ -185,16 +181,13 @@ class PrinterCoordinator:
         status = self.status
         if event.kind is EventKind.PRINT_STARTED:
             self._cancel_sent = None  # a new print: a cancel now is a new one
-            self._ended = None  # and a frame showing it printing is news
+            self._fresh.print_started()  # and a frame showing it printing is news
         if state is PrinterState.OFFLINE and status.state is PrinterState.ERROR:
             state = None  # OctoPrint disconnects after a firmware error: the error is the news
         if state is not None and not self._availability.is_down:
             state = self._bed_rule(state)
             if state is not status.state:
-                self._event_at = time.monotonic()
-                # As a host's frame would say it: the bed is the farm's business, not the host's.
-                before = status.state
-                self._before_event = PrinterState.IDLE if before is PrinterState.AWAITING_CLEAR else before
+                self._fresh.changed_by_event(status.state)
             file = event.file_name or status.file
             progress = status.progress
             if event.kind is EventKind.PRINT_STARTED:
@@ -211,13 +204,13 @@ class PrinterCoordinator:
                     status.state,
                     event.kind,
                 )
-            self._note_end(status, new)
+            self._fresh.note_end(status, new)
             self.status = new
         self._notify(event)
 
     def _bed_rule(self, state: PrinterState) -> PrinterState:
         """The state as the farm shows it, marking the bed used when a print runs."""
-        if state in _RUNNING:
+        if state in RUNNING:
             self.beds.mark_used(self.printer.name)  # any print leaves a part (or a mess) behind, ours or not
         elif state is PrinterState.IDLE and not self.bed_clear:
             return PrinterState.AWAITING_CLEAR  # only an operator clears a bed
@@ -232,43 +225,21 @@ class PrinterCoordinator:
         """
         # Leaving the config: never settled for a new job. (Maintenance is the scheduler's: a slot in
         # maintenance is never free, and its jobs' waiting reasons say why.)
-        if self.retiring:
-            return False
-        return self._event_at is None or time.monotonic() - self._event_at > EVENT_HOLD_S
+        return not self.retiring and self._fresh.settled
 
-    def _held(self, state: PrinterState) -> bool:
-        """A pushed frame that still shows the state a recent event replaced predates the event."""
-        if self._event_at is None:
-            return False
-        if time.monotonic() - self._event_at > EVENT_HOLD_S or state is not self._before_event:
-            self._event_at = None  # the frames have caught up (or moved on)
-            return False
-        return True
-
-    def _ended_before(self, state: PrinterState, file: str | None) -> bool:
-        """A frame or answer showing the print that just ended as running, with no PrintStarted since, was
-        made before the end: it must not mark a bed just cleared used again (bench/dispatch.py saw it)."""
-        if self._ended is None or state not in _RUNNING:
-            return False
-        if time.monotonic() - self._ended[1] > EVENT_HOLD_S or file != self._ended[0]:
-            self._ended = None  # a later print, or the host has long moved on
-            return False
-        return True
-
-    def _note_end(self, old: PrinterStatus, new: PrinterStatus) -> None:
-        if old.state in _RUNNING and new.state not in (*_RUNNING, PrinterState.OFFLINE):
-            self._ended = (old.file, time.monotonic())  # (offline mid-print ends nothing)
-
-    def _apply(self, snapshot: HostSnapshot, *, pushed: bool = False) -> None:
+    def _apply(self, snapshot: HostSnapshot, *, pushed: bool = False, asked_at: float | None = None) -> None:
+        """A pushed frame, or a REST answer to a question asked at `asked_at` (None: just now)."""
         state = farm_state(snapshot.state)
-        was_held = self._event_at is not None
-        stale = self._ended_before(state, snapshot.file_name)
-        if stale or (pushed and not self._availability.is_down and self._held(state)):
+        fresh = self._fresh
+        was_unsettled = fresh.unsettled
+        if pushed:
+            stale = not self._availability.is_down and fresh.stale_frame(state)
+        else:
+            stale = not self._availability.is_down and asked_at is not None and fresh.stale_answer(asked_at)
+        if stale or fresh.ended_before(state, snapshot.file_name):
             if snapshot.temperatures:
                 self._set(replace(self.status, temperatures=snapshot.temperatures))
             return
-        if not pushed:
-            self._event_at = None  # a fresh REST answer rules
         state = self._bed_rule(state)
         new = PrinterStatus(
             name=self.printer.name,
@@ -286,7 +257,11 @@ class PrinterCoordinator:
             log.info(
                 "printer=%s state=%s was=%s (%s)", self.printer.name, state, self.status.state, new.detail
             )
-        if was_held and new.state is self.status.state:
+        if not pushed:
+            fresh.answered()  # the host's word: settled
+            if new.state is not self.status.state:
+                fresh.changed_by_answer(self.status.state)
+        if was_unsettled and new.state is self.status.state:
             self.status = new
             self._notify(None)  # settled: the dispatcher may use this printer now
             return
@@ -301,7 +276,7 @@ class PrinterCoordinator:
 
     def _set(self, status: PrinterStatus) -> None:
         old, self.status = self.status, status
-        self._note_end(old, status)
+        self._fresh.note_end(old, status)
         if status.state is not old.state:
             self._notify(None)
         elif figures(status) != figures(old):
