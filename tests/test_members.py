@@ -3,6 +3,7 @@ real API with what was used and what the submission would add, and the example c
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import tomllib
@@ -149,3 +150,26 @@ async def test_unknown_owners_allowed_by_config(tmp_path: Path) -> None:
     async with running_farm(config, tmp_path / "etc/secrets") as farm:
         (job,) = await farm.submit(print_file(tmp_path / "cube.gcode"), owner="mallory")
         assert job["owner"] == "mallory"
+
+
+async def test_two_submissions_at_once_cannot_both_fit_in_the_room_left_for_one(tmp_path: Path) -> None:
+    config = config_for(tmp_path, closed_port_printers(1), tokens=TOKENS, sections=MEMBERS)
+    cube = print_file(tmp_path / "cube.gcode")  # 1.5 g
+    async with running_farm(config, tmp_path / "etc/secrets") as farm:
+
+        async def submit() -> tuple[int, str]:
+            data = {"copies": "40", "owner": "alice"}  # 60 g of alice's 100 g
+            resp = await farm.api.post(
+                "/api/v1/jobs", data=data, files={"file": ("cube.gcode", cube.read_bytes())}
+            )
+            return resp.status_code, resp.text
+
+        for _ in range(3):  # each round starts with room for one: the first round's job is cancelled
+            answers = await asyncio.gather(submit(), submit())
+            assert sorted(status for status, _ in answers) == [201, 422], answers
+            refused = next(text for status, text in answers if status == 422)
+            assert "alice has used 60.00g of a 100g monthly filament quota" in refused, refused
+            queued = [j for j in await farm.jobs() if j["owner"] == "alice" and j["state"] == "queued"]
+            assert len(queued) == 40
+            for job in queued:
+                assert (await farm.api.post(f"/api/v1/jobs/{job['id']}/cancel")).status_code == 200

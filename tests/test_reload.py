@@ -81,6 +81,10 @@ def test_sighup_adds_refuses_and_removes_printers(octoprint: OctoPrintFactory, t
         assert _printers(api)["p1"]["state"] == "printing"
         assert api.job(job_id)["state"] == "printing"
         assert logged("config reload: printer=p2 added")
+        # The utilisation report counts the added printer at once, not after a restart.
+        report = api.client.get("/api/v1/reports/utilisation")
+        assert report.status_code == 200, report.text
+        assert {r["key"] for r in report.json()["rows"]} >= {"p1", "p2"}, report.text
 
         # A bad config: refused with the key named, nothing changed.
         text = path.read_text()

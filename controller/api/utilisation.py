@@ -177,14 +177,15 @@ async def utilisation_report(
     store = farm.queue.store
     changes = await store.call(store.sync.read, lambda db: changes_in(db, start, end))
     jobs = await store.call(store.sync.read, lambda db: jobs_finished(db, start, end))
-    config = farm.config
+    # The fleet's printers, not the start-up config's: a printer a reload (SIGHUP) added counts at once.
+    printers = [c.printer for c in farm.fleet.coordinators.values()]
     rows = oee.utilisation(
         changes,
         jobs,
         start,
         end,
-        printers=[p.name for p in config.printers],
-        key_of=oee.grouping(group_by, {p.name: p.group for p in config.printers}),
+        printers=[p.name for p in printers],
+        key_of=oee.grouping(group_by, {p.name: p.group for p in printers}),
         now=now,
     )
     return UtilisationOut(since=start, until=end, group_by=group_by, rows=[row_out(r) for r in rows])

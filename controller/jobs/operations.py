@@ -149,18 +149,19 @@ class JobOperations:
         if why is not None:
             raise Unprintable(f"{job.file_name}: no printer can take this job: {why}")
         estimate = Estimate(job.filament_g, job.estimated_s, req.material, 1)
-        await check_submission(queue.config, store, job.owner, estimate)
-        (new,) = await store.call(
-            store.sync.add_jobs,
-            file_sha256=job.file_sha256,
-            file_name=job.file_name,
-            owner=job.owner,
-            priority=job.priority,
-            requirements=req,
-            copies=1,
-            filament_g=job.filament_g,
-            estimated_s=job.estimated_s,
-        )
+        async with queue.admitting:  # the quota check and the insert as one step (queue.py)
+            await check_submission(queue.config, store, job.owner, estimate)
+            (new,) = await store.call(
+                store.sync.add_jobs,
+                file_sha256=job.file_sha256,
+                file_name=job.file_name,
+                owner=job.owner,
+                priority=job.priority,
+                requirements=req,
+                copies=1,
+                filament_g=job.filament_g,
+                estimated_s=job.estimated_s,
+            )
         log.info(
             "queued job=%d reprint of job=%d file=%s owner=%s by=%s",
             new.id,

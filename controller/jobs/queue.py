@@ -89,6 +89,9 @@ class JobQueue:
         self.waiting = WaitingBoard()
         # Told (owner, why) when a submission is refused for a member's quota: the notifier sets it.
         self.on_quota: Callable[[str, str], None] | None = None
+        # Held from a submission's (or reprint's) quota check to its jobs' insert: two at once cannot
+        # both fit in the room left for one (a store read and a write: milliseconds).
+        self.admitting = asyncio.Lock()
 
     @property
     def slots(self) -> list[PrinterSlot]:
@@ -134,8 +137,9 @@ class JobQueue:
             )
             self._check_printable(req, file_name)
             estimate = Estimate(info.filament_g, info.estimated_s, req.material, options.copies)
-            await self._check_member(owner, estimate)
-            jobs = await self._record(stored, file_name, info, req, options, caller)
+            async with self.admitting:
+                await self._check_member(owner, estimate)
+                jobs = await self._record(stored, file_name, info, req, options, caller)
         except GcodeError as exc:
             await self._forget(stored)
             raise NotGcode(str(exc)) from None
