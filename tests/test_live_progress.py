@@ -148,7 +148,10 @@ async def test_a_printing_job_pushes_progress_and_temperatures_without_a_dispatc
     assert len(printing) <= span / 1.0 + 4, "more than one progress frame a second"
     assert len({target for _, target in temps}) >= span / 4, temps
     assert len({actual for actual, _ in temps}) >= span / 4, temps
-    # The dispatcher took none of them: its rounds are its own interval's (plus a few for the job's own
-    # state changes), not one per frame.
-    assert len(during) <= span / DISPATCH_S + 4, (len(during), len(printing))
+    # The dispatcher took none of them: its rounds are its own interval's, not one per frame. The print's
+    # start wakes a burst of rounds (OctoPrint's three start events, the job's own changes, the first
+    # frame that agrees) within a few ms of the first printing frame, some just before it and some just
+    # after: the count starts a second later.
+    settled_rounds = [t for t in during if t > start + 1.0]
+    assert len(settled_rounds) <= span / DISPATCH_S + 2, (len(settled_rounds), len(during), len(printing))
     assert len(during) < len(printing) / 2, (len(during), len(printing))
