@@ -258,7 +258,7 @@ async def _serve(
         tg.create_task(server.run(stop), name="api")
         tg.create_task(_watchdog(stop, notifier), name="watchdog")
         await server.wait_started()
-        notifier.notify("READY=1", f"STATUS=watching {len(fleet.coordinators)} printers")
+        await notifier.announce("READY=1", f"STATUS=watching {len(fleet.coordinators)} printers")
         log.info(
             "farmctl ready in %.2fs: api=http://%s printers=%d",
             time.monotonic() - started,
@@ -268,7 +268,7 @@ async def _serve(
         if on_ready is not None:
             on_ready()
         await stop.wait()
-        notifier.notify("STOPPING=1")
+        await notifier.announce("STOPPING=1")
         log.info("stopping")
     await beds.written()  # a bed marked used as the last print ended is kept
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,32 +24,45 @@ TOKENS = {"viewer": "viewer", "ops": "operator"}
 
 
 class Notifications:
-    """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+    """A datagram socket standing in for systemd's $NOTIFY_SOCKET, read as systemd does: all the time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
         self.received: list[str] = []
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def wait_for(self, field: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while field not in self.received:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {field} from the daemon; got {self.received}")
-            self.sock.settimeout(left)
+    def _read(self) -> None:
+        while not self._closed.is_set():
             try:
                 self.received += self.sock.recv(4096).decode().split("\n")
             except TimeoutError:
                 continue
+            except OSError:
+                return
+
+    def wait_for(self, field: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while field not in self.received:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {field} from the daemon; got {self.received}")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._reader.join(5)
+        self.sock.close()
 
 
 @pytest.fixture
 def notify(tmp_path: Path) -> Iterator[Notifications]:
     n = Notifications(tmp_path / "notify.sock")
     yield n
-    n.sock.close()
+    n.close()
 
 
 def farmctl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -148,6 +162,55 @@ def test_daemon_serves_two_printers_with_roles_and_stops_cleanly(
     for secret in [a.api_key, *(p.read_text().strip() for p in (tmp_path / "etc/secrets").glob("*.token"))]:
         assert secret not in stderr
     print(f"daemon ready after {ready_s:.2f}s (process start to READY=1)")
+
+
+def test_a_notify_socket_nobody_reads_never_stalls_the_daemon(tmp_path: Path) -> None:
+    # Linux queues 10 datagrams per socket (net.unix.max_dgram_qlen): a blocking send stalled the event
+    # loop, API and shutdown included, once the reader fell behind (it did here, in CI).
+    port = free_port()
+    config = write_config(
+        tmp_path, [PrinterSpec("p", "http://127.0.0.1:1", "k")], api_port=port, tokens=TOKENS
+    )
+    unread = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    unread.bind(str(tmp_path / "notify.sock"))
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "100000"}
+    env.pop("JOURNAL_STREAM", None)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "controller", "run", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the daemon never answered"
+            time.sleep(0.1)
+        # A ping every 50 ms: the queue has been full for seconds by the end of these.
+        ops = {"Authorization": f"Bearer {(tmp_path / 'etc/secrets/ops.token').read_text().strip()}"}
+        for _ in range(30):
+            assert httpx.get(f"{base}/api/v1/printers", headers=ops, timeout=2).status_code == 200
+            time.sleep(0.1)
+        stopped_at = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=30)
+        took = time.monotonic() - stopped_at
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate(timeout=10)
+        unread.close()
+    assert daemon.returncode == 0, stderr[-3000:]
+    # STOPPING waits its turn a few seconds (ANNOUNCE_PATIENCE_S), then the daemon stops anyway.
+    assert took < 15, took
+    assert stderr.count("its queue is full; dropping WATCHDOG=1") == 1, stderr[-3000:]
+    assert "its queue stayed full; STOPPING=1 not sent" in stderr, stderr[-3000:]
 
 
 def test_bad_config_exits_78_and_names_the_key(tmp_path: Path) -> None:
