@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import OctoPrintFactory
 from tests.helpers import PrinterSpec, write_config
 from tests.peers.base import free_port
+from tests.test_crash import Api
 
 TOKENS = {"viewer": "viewer", "ops": "operator"}
 
@@ -76,6 +77,18 @@ def farmctl(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+def _run(config: Path, notify_socket: Path, *, watchdog_usec: int) -> subprocess.Popen[str]:
+    """`farmctl run` as systemd starts it: with $NOTIFY_SOCKET and a watchdog, its log on a pipe."""
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify_socket), "WATCHDOG_USEC": str(watchdog_usec)}
+    env.pop("JOURNAL_STREAM", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "controller", "run", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
 def test_daemon_serves_two_printers_with_roles_and_stops_cleanly(
     octoprint: OctoPrintFactory, tmp_path: Path, notify: Notifications
 ) -> None:
@@ -87,15 +100,8 @@ def test_daemon_serves_two_printers_with_roles_and_stops_cleanly(
         api_port=port,
         tokens=TOKENS,
     )
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
-    env.pop("JOURNAL_STREAM", None)
     started = time.monotonic()
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "controller", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    daemon = _run(config, notify.path, watchdog_usec=1_000_000)
     try:
         notify.wait_for("READY=1", 30)
         ready_s = time.monotonic() - started
@@ -173,29 +179,13 @@ def test_a_notify_socket_nobody_reads_never_stalls_the_daemon(tmp_path: Path) ->
     )
     unread = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     unread.bind(str(tmp_path / "notify.sock"))
-    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "100000"}
-    env.pop("JOURNAL_STREAM", None)
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "controller", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    daemon = _run(config, tmp_path / "notify.sock", watchdog_usec=100_000)
+    api = Api(f"http://127.0.0.1:{port}", (tmp_path / "etc/secrets/ops.token").read_text().strip())
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the daemon never answered"
-            time.sleep(0.1)
+        api.wait_up()
         # A ping every 50 ms: the queue has been full for seconds by the end of these.
-        ops = {"Authorization": f"Bearer {(tmp_path / 'etc/secrets/ops.token').read_text().strip()}"}
         for _ in range(30):
-            assert httpx.get(f"{base}/api/v1/printers", headers=ops, timeout=2).status_code == 200
+            assert api.client.get("/api/v1/printers", timeout=2).status_code == 200
             time.sleep(0.1)
         stopped_at = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
@@ -205,6 +195,7 @@ def test_a_notify_socket_nobody_reads_never_stalls_the_daemon(tmp_path: Path) ->
         if daemon.poll() is None:
             daemon.kill()
             daemon.communicate(timeout=10)
+        api.client.close()
         unread.close()
     assert daemon.returncode == 0, stderr[-3000:]
     # STOPPING waits its turn a few seconds (ANNOUNCE_PATIENCE_S), then the daemon stops anyway.
